@@ -1,0 +1,17 @@
+CREATE TABLE IF NOT EXISTS transactions (
+    id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    debit_seq INTEGER,
+    credit_seq INTEGER,
+    reason TEXT,
+    fingerprint TEXT,
+    version INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+-- /process looks for unfinished work; GET /transactions lists newest first.
+CREATE INDEX IF NOT EXISTS transactions_state ON transactions (state, timestamp);
+CREATE INDEX IF NOT EXISTS transactions_timestamp ON transactions (timestamp);

@@ -1,0 +1,12 @@
+"""TiMPE: user-to-user transfers on a shared-nothing, eventually consistent store."""
+from pyramid.config import Configurator
+
+
+def main(global_config, **settings):
+    """The WSGI application (PasteDeploy entry point ``egg:timpe``)."""
+    with Configurator(settings=settings) as config:
+        config.include("timpe.web")
+        config.include("timpe.store")
+        config.include("timpe.users")
+        config.include("timpe.transactions")
+        return config.make_wsgi_app()

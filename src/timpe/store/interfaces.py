@@ -1,0 +1,60 @@
+"""What the protocol may ask of a store: exactly the guarantees CrateDB gives.
+
+No method spans more than one row and no adapter may offer a transaction
+across calls, so that tests on the embedded store exercise exactly the
+protocol a cluster runs.
+"""
+from zope.interface import Attribute, Interface
+
+
+class IStore(Interface):
+    """A shared-nothing, eventually consistent row store.
+
+    Rows are plain dicts keyed by column name (see ``timpe.store.schema``).
+    Rows returned by :meth:`get` also carry ``"_version"``, an opaque token
+    for :meth:`cas`. Keys are tuples of primary-key values in schema order.
+    """
+
+    name = Attribute("Short adapter name, e.g. 'sqlite' or 'crate'.")
+
+    def insert(table, row):
+        """Insert ``row`` unless its primary key exists (atomic).
+
+        Return True when this call inserted it, False when the key was
+        already taken (the caller lost the race; nothing is changed).
+        """
+
+    def get(table, key):
+        """Return the row with primary key ``key`` or None.
+
+        Sees every write acknowledged before the call (read-your-writes).
+        """
+
+    def cas(table, key, version, changes):
+        """Apply ``changes`` to one row only if it is still at ``version``.
+
+        Return the row's new version token when applied, None when the row
+        changed (or vanished) since ``version`` was read.
+        """
+
+    def scan(table, where=None, order_by=None, limit=None):
+        """Return rows matching ``where`` ({column: value or list of values}).
+
+        Eventually consistent: may miss recent writes. Never rely on it
+        being complete for correctness.
+        """
+
+    def setup():
+        """Create the tables. Safe to repeat; destroys nothing.
+
+        Return the names of the tables it created.
+        """
+
+    def drop():
+        """Drop every table and its data."""
+
+    def sql(statement, params=()):
+        """Run one SQL statement for an operator shell; return (columns, rows)."""
+
+    def close():
+        """Release connections."""

@@ -1,0 +1,172 @@
+"""The embedded store: one SQLite file shared by every process (WAL).
+
+Each primitive is one autocommit statement, so SQLite offers the protocol
+nothing that CrateDB would not: no transaction ever spans two calls.
+"""
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from zope.interface import implementer
+
+from timpe.errors import StoreUnavailable
+from timpe.store import mappings
+from timpe.store.interfaces import IStore
+from timpe.store.schema import check_columns, table
+
+
+@implementer(IStore)
+class SQLiteStore:
+    name = "sqlite"
+
+    def __init__(self, path, synchronous="NORMAL", busy_timeout_ms=30000,
+                 mappings_dir=None):
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"bad sqlite.synchronous: {synchronous!r}")
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.mappings_dir = mappings_dir
+        self._conn, self._pid = None, None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(
+            settings.get("sqlite.path", "var/timpe.sqlite"),
+            synchronous=settings.get("sqlite.synchronous", "NORMAL"),
+            busy_timeout_ms=settings.get("sqlite.busy_timeout_ms", 30000),
+            mappings_dir=settings.get("timpe.mappings"),
+        )
+
+    # -- connection: one per process, reopened after fork ---------------------
+    # SQLite calls never yield to gevent, so one connection per process serves
+    # every greenlet; the lock only matters for real threads.
+
+    def _connection(self):
+        if self._pid != os.getpid():
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None,
+                                   timeout=self.busy_timeout_ms / 1000,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _execute(self, sql, params=()):
+        """Run one statement; return (rowcount, rows, column names)."""
+        try:
+            with self._lock:
+                cur = self._connection().execute(sql, params)
+                rows = cur.fetchall()
+                names = [d[0] for d in cur.description or ()]
+                return cur.rowcount, rows, names
+        except sqlite3.OperationalError as exc:
+            # "database is locked" after busy_timeout, disk I/O errors ...
+            raise StoreUnavailable(f"store unavailable: {exc}") from exc
+
+    # -- primitives ----------------------------------------------------------
+
+    def insert(self, table_name, row):
+        tbl = table(table_name)
+        check_columns(tbl, row)
+        cols = list(row)
+        sql = (f"INSERT INTO {tbl.name} ({', '.join(cols)}) "
+               f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING")
+        return self._execute(sql, [row[c] for c in cols])[0] == 1
+
+    def get(self, table_name, key):
+        tbl = table(table_name)
+        sql = (f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name} "
+               f"WHERE {_match(tbl.pk)}")
+        rows = self._execute(sql, _key(tbl, key))[1]
+        return _row(rows[0]) if rows else None
+
+    def cas(self, table_name, key, version, changes):
+        tbl = table(table_name)
+        check_columns(tbl, changes)
+        if set(changes) & set(tbl.pk):
+            raise ValueError("a primary key never changes")
+        cols = list(changes)
+        assignments = ", ".join(f"{c} = ?" for c in cols)
+        sql = (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
+               f"WHERE {_match(tbl.pk)} AND version = ? RETURNING version")
+        params = [changes[c] for c in cols] + _key(tbl, key) + [version]
+        rows = self._execute(sql, params)[1]
+        return rows[0][0] if rows else None
+
+    def scan(self, table_name, where=None, order_by=None, limit=None):
+        tbl = table(table_name)
+        clauses, params = [], []
+        for col, value in (where or {}).items():
+            check_columns(tbl, [col])
+            values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+            clauses.append(f"{col} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        sql = f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        if order_by:
+            sql += " ORDER BY " + _order(tbl, order_by)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_row(r) for r in self._execute(sql, params)[1]]
+
+    # -- operations ----------------------------------------------------------
+
+    def setup(self):
+        existing = {r[0] for r in self._execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")[1]}
+        created = []
+        for tbl, stmt in mappings.statements(self.name, self.mappings_dir):
+            self._execute(stmt)
+            if tbl not in existing and tbl not in created:
+                created.append(tbl)
+        return created
+
+    def drop(self):
+        for tbl, _ in mappings.statements(self.name, self.mappings_dir):
+            self._execute(f"DROP TABLE IF EXISTS {table(tbl).name}")
+
+    def sql(self, statement, params=()):
+        _, rows, columns = self._execute(statement, params)
+        return columns, [tuple(r) for r in rows]
+
+    def close(self):
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn, self._pid = None, None
+
+
+def _match(columns):
+    return " AND ".join(f"{c} = ?" for c in columns)
+
+
+def _key(tbl, key):
+    key = list(key) if isinstance(key, (tuple, list)) else [key]
+    if len(key) != len(tbl.pk):
+        raise ValueError(f"{tbl.name} key has {len(tbl.pk)} parts")
+    return key
+
+
+def _order(tbl, order_by):
+    parts = []
+    for item in ([order_by] if isinstance(order_by, str) else order_by):
+        col, _, direction = item.partition(" ")
+        check_columns(tbl, [col])
+        direction = direction.strip().upper() or "ASC"
+        if direction not in ("ASC", "DESC"):
+            raise ValueError(f"bad sort direction {direction!r}")
+        parts.append(f"{col} {direction}")
+    return ", ".join(parts)
+
+
+def _row(found):
+    row = dict(found)
+    row["_version"] = row.pop("version")
+    return row

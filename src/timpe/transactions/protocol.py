@@ -1,0 +1,105 @@
+"""Phase 2 of the multi-phase commit (MPC): drive one transaction to the end.
+
+    initial --claim debit seq--> in progress --debit row--> committed
+            --credit row--> finished          (or --> failed, funds missing)
+
+Every transition is a compare-and-set of the transaction row; every movement
+of money is an insert-if-absent of a ledger row at a seq the transaction row
+claimed *before* the insert. So any process may resume any transaction at any
+step, also while another one works on it:
+
+* a stale process fails its compare-and-set, re-reads and carries on from
+  wherever the transaction is now;
+* a leg's ledger row is found by primary key (user, claimed seq), never by a
+  scan: present with our id -> the leg is done; present with another id ->
+  that seq went to someone else, claim the new head; absent -> write it.
+* a claim moves only after its seq was seen taken by another transaction, and
+  a taken seq stays taken, so a leg can only ever be written at its last
+  claim: it is applied at most once.
+
+A debit is written at seq s only when row s-1 (immutable) holds enough, and
+seq s can be won by one writer only: no balance ever goes below zero.
+"""
+from collections import namedtuple
+
+from timpe.ledger import Ledger, now_ms
+from timpe.store.schema import TRANSACTIONS, USERS
+
+INITIAL = "initial"
+IN_PROGRESS = "in progress"
+COMMITTED = "committed"
+FINISHED = "finished"
+FAILED = "failed"
+STATES = (INITIAL, IN_PROGRESS, COMMITTED, FINISHED, FAILED)
+PENDING = (INITIAL, IN_PROGRESS, COMMITTED)
+TERMINAL = (FINISHED, FAILED)
+
+INSUFFICIENT_FUNDS = "insufficient funds"
+
+Leg = namedtuple("Leg", "kind party seq_field sign state")
+DEBIT = Leg("debit", "sender", "debit_seq", -1, IN_PROGRESS)
+CREDIT = Leg("credit", "recipient", "credit_seq", +1, COMMITTED)
+
+#: Steps one call may take before leaving the rest to a later /process.
+MAX_STEPS = 1000
+
+
+class Processor:
+    def __init__(self, store):
+        self.store = store
+        self.ledger = Ledger(store)
+
+    def run(self, txn):
+        """Advance ``txn`` until it is finished or failed; return it."""
+        for _ in range(MAX_STEPS):
+            if txn["state"] in TERMINAL:
+                break
+            txn = self.step(txn)
+        return txn
+
+    def step(self, txn):
+        state = txn["state"]
+        if state == INITIAL:
+            return self._claim(txn, DEBIT)
+        if state == IN_PROGRESS:
+            return self._write_leg(txn, DEBIT)
+        if state == COMMITTED:
+            return self._write_leg(txn, CREDIT)
+        return txn
+
+    def _claim(self, txn, leg):
+        """Record, before writing, the seq at which ``leg`` will be written."""
+        user = self.store.get(USERS.name, (txn[leg.party],))
+        head = self.ledger.head(user)
+        if leg is DEBIT and head["balance"] < txn["amount"]:
+            return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
+        return self._update(txn, state=leg.state, **{leg.seq_field: head["seq"] + 1})
+
+    def _write_leg(self, txn, leg):
+        user_id, seq = txn[leg.party], txn[leg.seq_field]
+        row = self.ledger.row(user_id, seq)
+        if row is None:
+            previous = self.ledger.row(user_id, seq - 1)
+            amount = leg.sign * txn["amount"]
+            if previous["balance"] + amount < 0:
+                return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
+            if self.ledger.append(previous, txn["id"], leg.kind, amount):
+                self.ledger.advance_hint(user_id, seq)
+                return self._leg_done(txn, leg)
+            row = self.ledger.row(user_id, seq)
+        if row["transaction_id"] == txn["id"]:
+            return self._leg_done(txn, leg)
+        return self._claim(txn, leg)  # seq taken by another transaction
+
+    def _leg_done(self, txn, leg):
+        if leg is DEBIT:
+            return self._claim(txn, CREDIT)
+        return self._update(txn, state=FINISHED)
+
+    def _update(self, txn, **changes):
+        """Compare-and-set ``txn``; on a lost race return its current row."""
+        changes["updated"] = now_ms()
+        version = self.store.cas(TRANSACTIONS.name, (txn["id"],), txn["_version"], changes)
+        if version is None:
+            return self.store.get(TRANSACTIONS.name, (txn["id"],))
+        return {**txn, **changes, "_version": version}

@@ -1,0 +1,10 @@
+"""Users: registration and balances."""
+from timpe.users.services import UserService
+
+
+def includeme(config):
+    config.add_route("users", "/users")
+    config.add_route("users_register", "/users/register")
+    config.add_route("user", "/users/{id}")
+    config.add_request_method(lambda r: UserService(r.store), "users", reify=True)
+    config.scan("timpe.users.views")

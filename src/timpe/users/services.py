@@ -1,0 +1,66 @@
+import hashlib
+import unicodedata
+
+from zope.interface import implementer
+
+from timpe.errors import BadRequest, Conflict, NotFound
+from timpe.ledger import Ledger, now_ms
+from timpe.money import to_api
+from timpe.store.schema import USERS
+from timpe.users.interfaces import IUserService
+
+MAX_NICKNAME = 64
+
+
+def user_id(nickname):
+    """The seed's rule: a user's id is the SHA-1 hex digest of the nickname."""
+    return hashlib.sha1(nickname.encode("utf-8")).hexdigest()
+
+
+def check_nickname(nickname):
+    if not isinstance(nickname, str) or not nickname.strip():
+        raise BadRequest("'nickname' is required: a non-empty string")
+    if len(nickname) > MAX_NICKNAME:
+        raise BadRequest(f"'nickname' may have at most {MAX_NICKNAME} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in nickname):
+        raise BadRequest("'nickname' may not contain control characters")
+    return nickname
+
+
+@implementer(IUserService)
+class UserService:
+    def __init__(self, store):
+        self.store = store
+        self.ledger = Ledger(store)
+
+    def register(self, nickname, balance):
+        user = {
+            "id": user_id(check_nickname(nickname)), "nickname": nickname,
+            "initial_balance": balance, "head_seq": 0, "timestamp": now_ms(),
+        }
+        if not self.store.insert(USERS.name, user):
+            raise Conflict(f"nickname {nickname!r} is already registered")
+        self.ledger.open(user)
+        return self.view(user, balance)
+
+    def get(self, uid):
+        """The stored user row, or NotFound."""
+        user = self.store.get(USERS.name, (uid,)) if isinstance(uid, str) else None
+        if user is None:
+            raise NotFound(f"unknown user {uid!r}")
+        return user
+
+    def balance(self, user):
+        return self.ledger.head(user)["balance"]
+
+    def find(self, uid):
+        user = self.get(uid)
+        return self.view(user, self.balance(user))
+
+    def all(self):
+        users = self.store.scan(USERS.name, order_by=("nickname", "id"))
+        return [self.view(u, self.balance(u)) for u in users]
+
+    @staticmethod
+    def view(user, balance):
+        return {"id": user["id"], "nickname": user["nickname"], "balance": to_api(balance)}

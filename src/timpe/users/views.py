@@ -1,0 +1,24 @@
+from pyramid.view import view_config
+
+from timpe.money import parse_amount
+from timpe.web import json_body, success
+
+
+@view_config(route_name="users", request_method="GET")
+def list_users(request):
+    return success(request.users.all())
+
+
+@view_config(route_name="users", request_method="POST")
+@view_config(route_name="users_register", request_method="POST")
+def register(request):
+    body = json_body(request, required=("nickname",), optional=("balance",))
+    balance = parse_amount(body.get("balance", 0), "balance", allow_zero=True)
+    user = request.users.register(body["nickname"], balance)
+    request.response.status = 201
+    return success(user)
+
+
+@view_config(route_name="user", request_method="GET")
+def show_user(request):
+    return success(request.users.find(request.matchdict["id"]))
