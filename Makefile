@@ -1,10 +1,12 @@
-# TiMPE: `make test` runs the whole suite; the venv is made on first use.
+# TiMPE. `make run` brings the topology up, `make test` runs the whole suite,
+# `make stop` stops everything. The venv is made on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: test venv clean
+.PHONY: run stop status test venv haproxy configs clean
 
 venv: $(STAMP)
 
@@ -14,8 +16,27 @@ $(STAMP): setup.py
 	$(BIN)/pip install -q -e ".[test,docs]"
 	touch $@
 
-test: $(STAMP)
+# HAProxy comes from the OS packages (Debian/Ubuntu); /usr/sbin may not be on PATH.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+
+run: $(STAMP) haproxy
+	$(BIN)/timpe-topology up
+
+stop:
+	@if [ -x $(BIN)/timpe-topology ]; then $(BIN)/timpe-topology down; else echo "not running"; fi
+
+status: $(STAMP)
+	@$(BIN)/timpe-topology status
+
+test: $(STAMP) haproxy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-clean:
+# Regenerate supervisord.conf and haproxy.cfg after editing etc/*.in.
+configs: $(STAMP)
+	$(BIN)/timpe-topology render
+
+clean: stop
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

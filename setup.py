@@ -11,11 +11,27 @@ install_requires = [
     "crate>=1.0",
 ]
 
+# The operator commands; bin/<name> runs timpe-<name> (buildout.cfg maps them too).
+console_scripts = [
+    "timpe-app = timpe.cli.node:app",
+    "timpe-supervisord = timpe.cli.node:supervisord",
+    "timpe-supervisorctl = timpe.cli.node:supervisorctl",
+    "timpe-crate_setup = timpe.cli.db:setup",
+    "timpe-crate_cleanup = timpe.cli.db:cleanup",
+    "timpe-crate_testdata = timpe.cli.db:testdata",
+    "timpe-crash = timpe.cli.crash:main",
+    "timpe-u2u_transactions = timpe.cli.u2u:run_main",
+    "timpe-sphinx = timpe.cli.docs:main",
+    "timpe-test = timpe.cli.runner:main",
+    "timpe-topology = timpe.cli.topology:main",
+]
+
 tests_require = [
     "pytest>=8",
     "pytest-timeout>=2",
     "WebTest>=3",
     "cratedb-sqlparse>=0.0.10",
+    "zc.buildout>=3",
 ]
 
 setup(
@@ -33,5 +49,6 @@ setup(
     extras_require={"test": tests_require, "docs": ["sphinx>=7"]},
     entry_points={
         "paste.app_factory": ["main = timpe:main"],
+        "console_scripts": console_scripts,
     },
 )
