@@ -32,6 +32,7 @@ tests_require = [
     "WebTest>=3",
     "cratedb-sqlparse>=0.0.10",
     "zc.buildout>=3",
+    "zc.recipe.egg>=2",
 ]
 
 setup(
