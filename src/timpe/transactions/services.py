@@ -1,5 +1,6 @@
 import hashlib
 import re
+import time
 import uuid
 
 from zope.interface import implementer
@@ -48,7 +49,7 @@ class TransactionService:
     def __init__(self, store):
         self.store = store
         self.users = UserService(store)
-        self.processor = Processor(store)
+        self.processor = Processor(store, self.users.ledger)
 
     def create(self, sender, recipient, amount, txn_id=None):
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
@@ -91,7 +92,12 @@ class TransactionService:
     def process(self, limit=None):
         pending = self.store.scan(TRANSACTIONS.name, where={"state": PENDING},
                                   order_by=("timestamp", "id"), limit=limit)
-        done = [self.processor.run(txn) for txn in pending]
+        done = []
+        for txn in pending:
+            done.append(self.processor.run(txn))
+            # Under gevent this yields: a long run never starves the other
+            # requests or the worker's heartbeat (SQLite calls never yield).
+            time.sleep(0)
         return done, [t for t in done if t["state"] == FAILED]
 
     def find(self, txn_id):
