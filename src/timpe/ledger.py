@@ -18,7 +18,7 @@ import time
 
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
-HINT_STRIDE = 8
+HINT_STRIDE = 4
 
 
 def now_ms():
