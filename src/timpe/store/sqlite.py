@@ -13,7 +13,7 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, table
+from timpe.store.schema import check_columns, key_values, order_terms, table
 
 
 @implementer(IStore)
@@ -83,7 +83,7 @@ class SQLiteStore:
         tbl = table(table_name)
         sql = (f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name} "
                f"WHERE {_match(tbl.pk)}")
-        rows = self._execute(sql, _key(tbl, key))[1]
+        rows = self._execute(sql, key_values(tbl, key))[1]
         return _row(rows[0]) if rows else None
 
     def cas(self, table_name, key, version, changes):
@@ -95,7 +95,7 @@ class SQLiteStore:
         assignments = ", ".join(f"{c} = ?" for c in cols)
         sql = (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
                f"WHERE {_match(tbl.pk)} AND version = ? RETURNING version")
-        params = [changes[c] for c in cols] + _key(tbl, key) + [version]
+        params = [changes[c] for c in cols] + key_values(tbl, key) + [version]
         rows = self._execute(sql, params)[1]
         return rows[0][0] if rows else None
 
@@ -111,7 +111,7 @@ class SQLiteStore:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         if order_by:
-            sql += " ORDER BY " + _order(tbl, order_by)
+            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in order_terms(tbl, order_by))
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
@@ -145,25 +145,6 @@ class SQLiteStore:
 
 def _match(columns):
     return " AND ".join(f"{c} = ?" for c in columns)
-
-
-def _key(tbl, key):
-    key = list(key) if isinstance(key, (tuple, list)) else [key]
-    if len(key) != len(tbl.pk):
-        raise ValueError(f"{tbl.name} key has {len(tbl.pk)} parts")
-    return key
-
-
-def _order(tbl, order_by):
-    parts = []
-    for item in ([order_by] if isinstance(order_by, str) else order_by):
-        col, _, direction = item.partition(" ")
-        check_columns(tbl, [col])
-        direction = direction.strip().upper() or "ASC"
-        if direction not in ("ASC", "DESC"):
-            raise ValueError(f"bad sort direction {direction!r}")
-        parts.append(f"{col} {direction}")
-    return ", ".join(parts)
 
 
 def _row(found):
