@@ -14,7 +14,7 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, table
+from timpe.store.schema import check_columns, key_values, order_terms, table
 
 
 @implementer(IStore)
@@ -78,12 +78,12 @@ class SQLiteStore:
         return self._execute(sql, [row[c] for c in cols])[0] == 1
 
     def get(self, table_name, key):
-        rows = self._execute(get_sql(table_name), _key(table(table_name), key))[1]
+        rows = self._execute(get_sql(table_name), key_values(table(table_name), key))[1]
         return _row(rows[0]) if rows else None
 
     def cas(self, table_name, key, version, changes):
         cols = tuple(changes)
-        params = [changes[c] for c in cols] + _key(table(table_name), key) + [version]
+        params = [changes[c] for c in cols] + key_values(table(table_name), key) + [version]
         rows = self._execute(cas_sql(table_name, cols), params)[1]
         return rows[0][0] if rows else None
 
@@ -99,7 +99,7 @@ class SQLiteStore:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         if order_by:
-            sql += " ORDER BY " + _order(tbl, order_by)
+            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in order_terms(tbl, order_by))
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
@@ -161,25 +161,6 @@ def cas_sql(table_name, cols):
 
 def _match(columns):
     return " AND ".join(f"{c} = ?" for c in columns)
-
-
-def _key(tbl, key):
-    key = list(key) if isinstance(key, (tuple, list)) else [key]
-    if len(key) != len(tbl.pk):
-        raise ValueError(f"{tbl.name} key has {len(tbl.pk)} parts")
-    return key
-
-
-def _order(tbl, order_by):
-    parts = []
-    for item in ([order_by] if isinstance(order_by, str) else order_by):
-        col, _, direction = item.partition(" ")
-        check_columns(tbl, [col])
-        direction = direction.strip().upper() or "ASC"
-        if direction not in ("ASC", "DESC"):
-            raise ValueError(f"bad sort direction {direction!r}")
-        parts.append(f"{col} {direction}")
-    return ", ".join(parts)
 
 
 def _row(found):
