@@ -9,6 +9,8 @@ install_requires = [
     "supervisor>=4.2",
     "requests>=2.31",
     "crate>=1.0",
+    # bin/crash: the real CrateDB shell when the store is CrateDB.
+    "crash>=0.31",
 ]
 
 # The operator commands; bin/<name> runs timpe-<name> (buildout.cfg maps them too).

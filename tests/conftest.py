@@ -1,0 +1,44 @@
+import pytest
+from webtest import TestApp
+
+from timpe import main
+from timpe.audit import audit
+from timpe.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "timpe.sqlite")
+
+
+@pytest.fixture
+def store(db_path):
+    store = SQLiteStore(db_path)
+    store.setup()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def app(store, db_path):
+    return TestApp(main({}, **{"sqlite.path": db_path}))
+
+
+@pytest.fixture
+def register(app):
+    """Register a user through the API; return its id."""
+    def register(nickname, balance=0):
+        return app.post_json("/users", {"nickname": nickname, "balance": balance}).json["data"]["id"]
+    return register
+
+
+def snapshot(store):
+    """Every row of every table: to prove a rejected request wrote nothing."""
+    return {name: store.sql(f"SELECT * FROM {name} ORDER BY 1, 2")[1]
+            for name in ("users", "transactions", "user_transactions")}
+
+
+def assert_sound(store, require_terminal=True):
+    report = audit(store, require_terminal=require_terminal)
+    assert report["problems"] == []
+    return report

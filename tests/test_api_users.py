@@ -1,0 +1,107 @@
+import hashlib
+
+import pytest
+
+from tests.conftest import snapshot
+
+
+def test_register_and_list_in_seed_shape(app):
+    created = app.post_json("/users", {"nickname": "zoe", "balance": 5}, status=201).json
+    assert created == {"status": "success", "data": {
+        "id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5}}
+    app.post_json("/users", {"nickname": "adam"}, status=201)  # balance defaults to 0
+    listed = app.get("/users").json
+    assert listed == {"status": "success", "data": [
+        {"id": hashlib.sha1(b"adam").hexdigest(), "nickname": "adam", "balance": 0},
+        {"id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5},
+    ]}
+
+
+def test_register_alias_and_unicode_nickname(app):
+    body = app.post_json("/users/register", {"nickname": "Zoë 🚀", "balance": 1.25}).json
+    assert body["data"]["id"] == hashlib.sha1("Zoë 🚀".encode()).hexdigest()
+    assert app.get(f"/users/{body['data']['id']}").json["data"]["balance"] == 1.25
+
+
+def test_get_user_and_unknown_user(app, register):
+    uid = register("ann", 10)
+    assert app.get(f"/users/{uid}").json == {
+        "status": "success", "data": {"id": uid, "nickname": "ann", "balance": 10}}
+    missing = app.get("/users/" + "0" * 40, status=404).json
+    assert missing["status"] == "failed" and "unknown user" in missing["msg"]
+
+
+def test_duplicate_nickname_is_409_and_keeps_the_first(app, store, register):
+    register("ann", 10)
+    before = snapshot(store)
+    err = app.post_json("/users", {"nickname": "ann", "balance": 99}, status=409).json
+    assert err["status"] == "failed" and "already registered" in err["msg"]
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"balance": 5}, {"nickname": ""}, {"nickname": "   "}, {"nickname": 7},
+    {"nickname": None}, {"nickname": ["a"]}, {"nickname": "x" * 65},
+    {"nickname": "tab\there"}, {"nickname": "nul\x00"}, {"nickname": "lone \ud800"},
+    {"nickname": "bob", "balance": -1}, {"nickname": "bob", "balance": "5"},
+    {"nickname": "bob", "balance": True}, {"nickname": "bob", "balance": 0.001},
+    {"nickname": "bob", "balance": None}, {"nickname": "bob", "extra": 1},
+])
+def test_bad_registration_is_400_and_writes_nothing(app, store, body):
+    before = snapshot(store)
+    err = app.post_json("/users", body, status=400).json
+    assert err["status"] == "failed" and err["msg"]
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"not json", b"[1, 2]", b'"ann"', b"null", b'{"nickname": "a", "balance": NaN}',
+    b'{"nickname": "a", "balance": Infinity}', b"\xff\xfe", b'{"nickname": "a"',
+])
+def test_malformed_body_is_400(app, store, raw):
+    before = snapshot(store)
+    err = app.post("/users", raw, content_type="application/json", status=400).json
+    assert err["status"] == "failed" and err["msg"]
+    assert snapshot(store) == before
+
+
+def test_oversized_body_is_413(app, store):
+    before = snapshot(store)
+    body = b'{"nickname": "' + b"a" * 70000 + b'"}'
+    err = app.post("/users", body, content_type="application/json", status=413).json
+    assert err["status"] == "failed"
+    assert snapshot(store) == before
+
+
+def test_unknown_path_and_wrong_method_are_json(app):
+    assert app.get("/nowhere", status=404).json["status"] == "failed"
+    assert app.delete("/users", status=405).json["status"] == "failed"
+
+
+def test_probe_status(app):
+    res = app.get("/probe_status")
+    assert res.text == "OK" and res.content_type == "text/plain"
+
+
+def test_balance_read_does_not_grow_with_history(app, store, register):
+    """A balance read walks from the head hint: a bounded number of gets."""
+    from timpe.ledger import HINT_STRIDE
+    from timpe.users.services import UserService
+    a, b = register("a", 1000), register("b", 0)
+    for _ in range(200):
+        app.post_json("/transactions/immediately", {"sender": a, "recipient": b, "amount": 1})
+    counted = CountingStore(store)
+    assert UserService(counted).find(a)["balance"] == 800
+    assert counted.gets <= HINT_STRIDE + 2
+
+
+class CountingStore:
+    def __init__(self, store):
+        self.store, self.gets = store, 0
+
+    def get(self, *args):
+        self.gets += 1
+        return self.store.get(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)

@@ -1,0 +1,80 @@
+"""Real OS processes on one SQLite file, as app nodes share one store."""
+import multiprocessing
+import random
+
+import pytest
+
+from tests.conftest import assert_sound
+from timpe.errors import InsufficientFunds
+from timpe.store.sqlite import SQLiteStore
+from timpe.transactions.services import TransactionService
+from timpe.users.services import UserService
+
+ctx = multiprocessing.get_context("spawn")
+
+
+def _process_worker(path, barrier, results):
+    store = SQLiteStore(path)
+    barrier.wait()
+    done, failed = TransactionService(store).process()
+    results.put((len(done), len(failed)))
+
+
+def _spend_worker(path, barrier, results, sender, recipients, amount, count):
+    store = SQLiteStore(path)
+    service = TransactionService(store)
+    barrier.wait()
+    outcome = {"finished": 0, "failed": 0, "refused": 0}
+    for i in range(count):
+        try:
+            txn = service.complete(service.create(sender, recipients[i % len(recipients)], amount)[0])
+            outcome[txn["state"]] += 1
+        except InsufficientFunds:
+            outcome["refused"] += 1
+    results.put(outcome)
+
+
+def run_processes(target, count, *args):
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args[:1], barrier, results, *args[1:]))
+             for _ in range(count)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return outcomes
+
+
+@pytest.mark.timeout(180)
+def test_four_processes_run_phase_two_on_the_same_queue(store, db_path):
+    users = UserService(store)
+    ids = [users.register(f"user{i}", 100000)["id"] for i in range(5)]
+    service, rnd = TransactionService(store), random.Random(7)
+    queued = []
+    for _ in range(300):
+        sender, recipient = rnd.sample(ids, 2)
+        queued.append(service.create(sender, recipient, rnd.randint(1, 300) * 100)[0]["id"])
+    outcomes = run_processes(_process_worker, 4, db_path)
+    states = [service.find(t)["state"] for t in queued]
+    assert set(states) <= {"finished", "failed"}
+    assert states.count("failed") > 0  # the queue overdraws: some must fail
+    # They really overlapped: several found work pending at once.
+    assert sum(done > 0 for done, _ in outcomes) >= 2, outcomes
+    assert sum(done for done, _ in outcomes) >= 300
+    assert_sound(store)
+
+
+@pytest.mark.timeout(180)
+def test_concurrent_debits_race_for_one_balance(store, db_path):
+    users = UserService(store)
+    sender = users.register("hot", 10000)["id"]  # 100.00
+    recipients = [users.register(f"r{i}", 0)["id"] for i in range(3)]
+    outcomes = run_processes(_spend_worker, 6, db_path, sender, recipients, 700, 25)
+    finished = sum(o["finished"] for o in outcomes)
+    assert finished == 14  # 14 * 7.00 fits in 100.00, a 15th never does
+    assert sum(sum(o.values()) for o in outcomes) == 150
+    assert users.find(sender)["balance"] == 2
+    assert sum(users.find(r)["balance"] for r in recipients) == 98
+    assert_sound(store)
