@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+STORE  ?= sqlite
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: run stop status test venv haproxy configs clean
@@ -23,7 +24,7 @@ haproxy:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
 
 run: $(STAMP) haproxy
-	$(BIN)/timpe-topology up
+	$(BIN)/timpe-topology up --store $(STORE)
 
 stop:
 	@if [ -x $(BIN)/timpe-topology ]; then $(BIN)/timpe-topology down; else echo "not running"; fi

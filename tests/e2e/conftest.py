@@ -80,7 +80,8 @@ def topology(tmp_path_factory):
         # Short intervals so a killed node is noticed and restarted quickly.
         check_inter="300ms", check_fastinter="200ms", connect_timeout="500ms", startsecs=1,
     ))
-    running = Running(home, ports, Topology(home / "supervisord.conf", home / "var"))
+    running = Running(home, ports, Topology(home / "supervisord.conf", home / "var",
+                                            app_config=home / "etc" / "app.ini"))
     db.setup(["--config", str(running.ini)])
     try:
         running.topology.start(timeout=60)

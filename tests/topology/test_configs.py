@@ -28,7 +28,8 @@ def test_haproxy_accepts_its_config(tmp_path):
     assert "server app 127.0.0.1:9210" in text and "server app2 127.0.0.1:9211" in text
 
 
-def test_supervisor_runs_the_seed_programs_locally_only():
+def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch):
+    monkeypatch.setenv("TIMPE_CONFIG", "/somewhere/app.ini")
     options = ServerOptions()
     options.realize(["-c", str(SUPERVISORD_CONF)])
     programs = {p.name: p for g in options.process_group_configs for p in g.process_configs}
@@ -36,6 +37,7 @@ def test_supervisor_runs_the_seed_programs_locally_only():
     for name, port in (("app", 9210), ("app2", 9211)):
         program = programs[name]
         assert f"--port {port}" in program.command and program.autorestart
+        assert "--config /somewhere/app.ini" in program.command
         assert program.stopasgroup and program.killasgroup
         assert program.stdout_logfile == str(ROOT / "var" / "log" / f"{name}.log")
     # Control only through a unix socket that only its owner may use.
@@ -64,3 +66,14 @@ def test_other_ports_and_directory(tmp_path):
 def test_unknown_parameter_is_refused():
     with pytest.raises(TypeError):
         parameters(prot=1)
+
+
+def test_crate_store_without_cratedb_says_what_is_missing(monkeypatch):
+    from timpe.cli import topology
+
+    monkeypatch.delenv("CRATE_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(topology, "find_haproxy", lambda: "/usr/sbin/haproxy")
+    with pytest.raises(SystemExit) as stop:
+        topology.main(["up", "--store", "crate"])
+    assert "CrateDB is not installed" in str(stop.value)

@@ -55,14 +55,21 @@ def _with_config(argv):
 
 
 def supervisord(argv=None):
+    import os
+
     from supervisor import supervisord as daemon
 
+    os.environ["TIMPE_CONFIG"] = str(default_config())  # the app nodes' ini
     for sub in ("log", "run"):
         (VAR / sub).mkdir(parents=True, exist_ok=True)
     daemon.main(_with_config(argv))
 
 
 def supervisorctl(argv=None):
+    import os
+
     from supervisor import supervisorctl as ctl
+
+    os.environ["TIMPE_CONFIG"] = str(default_config())
 
     ctl.main(_with_config(argv))

@@ -15,15 +15,19 @@ from pathlib import Path
 import requests
 from supervisor.xmlrpc import SupervisorTransport
 
+from timpe.paths import default_config
+
 
 class TopologyError(RuntimeError):
     pass
 
 
-def _python_env():
+def _python_env(config=None):
     # supervisord runs in a child interpreter that must see our sys.path
-    # (a venv or a buildout's eggs alike).
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    # (a venv or a buildout's eggs alike); its programs inherit TIMPE_CONFIG.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env["TIMPE_CONFIG"] = str(config or default_config())
+    return env
 
 
 def _alive(pid):
@@ -56,9 +60,10 @@ def _wait(predicate, timeout, interval=0.1):
 
 
 class Topology:
-    def __init__(self, conf, var):
+    def __init__(self, conf, var, app_config=None):
         self.conf = Path(conf)
         self.var = Path(var)
+        self.app_config = app_config  # the app nodes' ini; None: $TIMPE_CONFIG or etc/app.ini
         self.socket = self.var / "run" / "supervisor.sock"
         self.pidfile = self.var / "run" / "supervisord.pid"
 
@@ -92,7 +97,7 @@ class Topology:
             self.rpc().startAllProcesses(True)
         else:
             subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
-                           env=_python_env(), check=True)
+                           env=_python_env(self.app_config), check=True)
             if not _wait(self.is_up, timeout):
                 raise TopologyError(f"supervisord did not come up; see {self.var}/log/supervisord.log")
         return self.wait_running(timeout)
@@ -100,7 +105,7 @@ class Topology:
     def supervisorctl(self, *args, check=True):
         return subprocess.run(
             [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf), *args],
-            env=_python_env(), check=check, capture_output=True, text=True)
+            env=_python_env(self.app_config), check=check, capture_output=True, text=True)
 
     # -- processes --------------------------------------------------------------
 

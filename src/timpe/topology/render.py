@@ -36,7 +36,9 @@ def parameters(ports=Ports(), **overrides):
         "root": "%(here)s",                 # supervisord's working directory
         "var": "%(here)s/var",              # sockets, pid file, logs
         "bindir": "%(here)s/bin",           # bin/app starts one node
-        "app_ini": "%(here)s/etc/app.ini",
+        # The app nodes' ini comes from supervisord's environment (bin/topology
+        # and bin/supervisord default it to etc/app.ini; STORE=crate switches).
+        "app_ini": "%(ENV_TIMPE_CONFIG)s",
         "haproxy_cfg": "%(here)s/haproxy.cfg",
         "haproxy": "/usr/sbin/haproxy",
         "bind": "*",                        # HAProxy is the one public listener
