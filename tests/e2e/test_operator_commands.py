@@ -1,4 +1,5 @@
 """bin/ commands against the running test topology."""
+import os
 import subprocess
 
 from timpe.paths import BIN
@@ -35,3 +36,44 @@ def test_supervisorctl_status(topology):
     for name in ("haproxy", "app", "app2"):
         assert name in status.stdout
     assert status.stdout.count("RUNNING") == 3
+
+
+def test_app_runs_one_node_in_the_foreground(tmp_path):
+    import shutil
+    import signal
+    import time
+
+    import requests
+
+    from tests.e2e.conftest import free_ports
+    from timpe.paths import APP_INI
+
+    (tmp_path / "etc").mkdir()
+    shutil.copy(APP_INI, tmp_path / "etc" / "app.ini")
+    port = free_ports(1)[0]
+    node = subprocess.Popen([str(BIN / "app"), "--config", str(tmp_path / "etc" / "app.ini"),
+                             "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/probe_status", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert answer.status_code == 200 and answer.text == "OK"
+    finally:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            raise
+
+
+def test_bin_test_runs_pytest():
+    done = bin_("test", "--collect-only", "-q", "tests/topology/test_configs.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "test_committed_file_is_the_rendered_template" in done.stdout

@@ -30,19 +30,10 @@ def _python_env(config=None):
     return env
 
 
-def _alive(pid):
+def _alive(pid, send=os.kill):
+    """Does process ``pid`` (with ``send=os.killpg``: process group) exist?"""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
+        send(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -155,7 +146,7 @@ class Topology:
         # Each program runs in its own process group led by the pid supervisor
         # reported: whatever is still in one of them is a stray.
         for pgid in groups:
-            if _group_alive(pgid):
+            if _alive(pgid, os.killpg):
                 os.killpg(pgid, signal.SIGKILL)
         return True
 
