@@ -5,7 +5,7 @@ import pytest
 from supervisor.options import ServerOptions
 
 from timpe.cli.node import gunicorn_argv
-from timpe.paths import HAPROXY_CFG, ROOT, SUPERVISORD_CONF
+from timpe.paths import HAPROXY_CFG, SUPERVISORD_CONF
 from timpe.topology.render import Ports, find_haproxy, parameters, render, render_configs
 
 
@@ -28,10 +28,14 @@ def test_haproxy_accepts_its_config(tmp_path):
     assert "server app 127.0.0.1:9210" in text and "server app2 127.0.0.1:9211" in text
 
 
-def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch):
+def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch, tmp_path):
     monkeypatch.setenv("TIMPE_CONFIG", "/somewhere/app.ini")
+    # The committed file in a fresh directory: its %(here)s/var is made there.
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(SUPERVISORD_CONF.read_text())
+    (tmp_path / "var" / "log").mkdir(parents=True)
     options = ServerOptions()
-    options.realize(["-c", str(SUPERVISORD_CONF)])
+    options.realize(["-c", str(conf)])
     programs = {p.name: p for g in options.process_group_configs for p in g.process_configs}
     assert set(programs) == {"haproxy", "app", "app2"}
     for name, port in (("app", 9210), ("app2", 9211)):
@@ -39,7 +43,7 @@ def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch):
         assert f"--port {port}" in program.command and program.autorestart
         assert "--config /somewhere/app.ini" in program.command
         assert program.stopasgroup and program.killasgroup
-        assert program.stdout_logfile == str(ROOT / "var" / "log" / f"{name}.log")
+        assert program.stdout_logfile == str(tmp_path / "var" / "log" / f"{name}.log")
     # Control only through a unix socket that only its owner may use.
     assert "[inet_http_server]" not in SUPERVISORD_CONF.read_text()
     assert options.server_configs[0]["family"] == 1  # AF_UNIX
