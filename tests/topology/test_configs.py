@@ -33,7 +33,8 @@ def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch, tmp_path):
     # The committed file in a fresh directory: its %(here)s/var is made there.
     conf = tmp_path / "supervisord.conf"
     conf.write_text(SUPERVISORD_CONF.read_text())
-    (tmp_path / "var" / "log").mkdir(parents=True)
+    for sub in ("log", "run"):
+        (tmp_path / "var" / sub).mkdir(parents=True)
     options = ServerOptions()
     options.realize(["-c", str(conf)])
     programs = {p.name: p for g in options.process_group_configs for p in g.process_configs}
