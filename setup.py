@@ -23,6 +23,7 @@ console_scripts = [
     "timpe-crate_testdata = timpe.cli.db:testdata",
     "timpe-crash = timpe.cli.crash:main",
     "timpe-u2u_transactions = timpe.cli.u2u:run_main",
+    "timpe-benchmark = timpe.cli.benchmark:run_main",
     "timpe-sphinx = timpe.cli.docs:main",
     "timpe-test = timpe.cli.runner:main",
     "timpe-topology = timpe.cli.topology:main",

@@ -1,56 +1,28 @@
 """The real topology for the end-to-end tests: supervisord, HAProxy and two
 gunicorn/gevent nodes from the same templates as `make run`, on free ports
 in a temporary directory, stopped afterwards with no process left behind."""
-import os
-import shutil
-import signal
-import socket
-from pathlib import Path
-
 import pytest
 
 from timpe.cli import db, open_store
-from timpe.paths import APP_INI, BIN
-from timpe.topology.instance import Topology
-from timpe.topology.render import Ports, find_haproxy, parameters, render_configs
+from timpe.topology import private
+from timpe.topology.render import find_haproxy
 
 from tests.e2e.api import Api
 
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def processes_under(directory):
-    """Pids whose command line names ``directory`` (every process we started does)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if str(directory) in cmdline:
-                found.append(int(entry.name))
-    return found
+# Kept importable from here: other tests use them.
+free_ports = private.free_ports
+processes_under = private.processes_under
 
 
 class Running:
-    def __init__(self, home, ports, topology):
-        self.home = home
-        self.ports = ports
-        self.topology = topology
-        self.ini = home / "etc" / "app.ini"
-        self.url = f"http://127.0.0.1:{ports.haproxy}"
-        self.node_urls = {"app": f"http://127.0.0.1:{ports.app}",
-                          "app2": f"http://127.0.0.1:{ports.app2}"}
+    def __init__(self, prepared):
+        self.home = prepared.home
+        self.ports = prepared.ports
+        self.topology = prepared.topology
+        self.ini = prepared.ini
+        self.url = prepared.url
+        self.node_urls = {"app": f"http://127.0.0.1:{self.ports.app}",
+                          "app2": f"http://127.0.0.1:{self.ports.app2}"}
         self.api = Api(self.url)
 
     def store(self):
@@ -67,29 +39,13 @@ class Running:
 
 @pytest.fixture(scope="session")
 def topology(tmp_path_factory):
-    haproxy = find_haproxy()
-    if haproxy is None:
+    if find_haproxy() is None:
         pytest.fail("haproxy is not installed: `make test` installs it (apt-get install haproxy)")
-    home = tmp_path_factory.mktemp("topology")
-    (home / "etc").mkdir()
-    # The same app.ini; its %(here)s/../var puts the SQLite file in home/var.
-    shutil.copy(APP_INI, home / "etc" / "app.ini")
-    ports = Ports(*free_ports(3))
-    render_configs(home, parameters(
-        ports, bindir=str(BIN), haproxy=haproxy, bind="127.0.0.1", identifier="timpe-e2e",
+    prepared = private.prepare(
+        tmp_path_factory.mktemp("topology"), identifier="timpe-e2e",
         # Short intervals so a killed node is noticed and restarted quickly.
         check_inter="300ms", check_fastinter="200ms", connect_timeout="500ms", startsecs=1,
-    ))
-    running = Running(home, ports, Topology(home / "supervisord.conf", home / "var",
-                                            app_config=home / "etc" / "app.ini"))
-    db.setup(["--config", str(running.ini)])
-    try:
-        running.topology.start(timeout=60)
-        running.topology.wait_http(f"{running.url}/probe_status", timeout=30)
-        yield running
-    finally:
-        running.topology.stop()
-        strays = processes_under(home)
-        for pid in strays:
-            os.kill(pid, signal.SIGKILL)
-        assert not strays, f"processes left running after stop: {strays}"
+    )
+    db.setup(["--config", str(prepared.ini)])
+    with private.running(prepared):
+        yield Running(prepared)

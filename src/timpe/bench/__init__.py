@@ -1,0 +1,1 @@
+"""bin/benchmark: where the time of a transfer goes (docs/benchmarks.rst)."""

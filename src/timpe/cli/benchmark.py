@@ -1,0 +1,268 @@
+"""bin/benchmark: where a transfer's time goes, on a topology of its own.
+
+Starts supervisord, HAProxy and both app nodes on free ports in a temporary
+directory (the seed's ports and var/ are never touched), loads it through
+HAProxy with one keep-alive client (timpe.bench.load) and prints:
+
+* GET /probe_status/s (the ceiling of the stack) and immediate transfers/s
+  at the same concurrency: their ratio is the headline figure;
+* phase-1-only transfers/s (POST /transactions);
+* how fast POST /process?limit= drains the transfers phase 1 queued;
+* GET /users/{id} latency for a user with ~10 ledger rows and one with a
+  long history (built in-process before the nodes start, see
+  timpe.bench.history);
+* each node's RSS (gunicorn master + workers) before and after a long run
+  of transfers.
+
+Everything is stopped at the end, whatever happens. Counts are bounded;
+``--quick`` makes them small.
+"""
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from timpe.bench import history, load
+from timpe.bench.rss import tree_rss_mb
+
+FULL = {"probe": 20000, "immediate": 10000, "phase1": 10000, "reads": 1000,
+        "history": 100000, "soak": 100000}
+QUICK = {"probe": 2000, "immediate": 1000, "phase1": 1000, "reads": 200,
+         "history": 2000, "soak": 2000}
+USERS = 64
+BATCH = 2000  # /process?limit=: one batch stays far below HAProxy's 60 s timeout
+
+TARGETS = {"transfers/probe": (">=", 0.35), "read long/short": ("<=", 1.5),
+           "rss growth MB": ("<=", 20.0)}
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain lines when not a terminal)."""
+
+    def __init__(self, label, total, stream=sys.stderr):
+        self.label, self.total, self.done, self.stream = label, total, 0, stream
+        self.tty, self.shown = stream.isatty(), -1
+
+    def __call__(self, n):
+        self.done += n
+        step = self.done * 20 // max(self.total, 1)
+        # Off a terminal, a line per quarter is enough for a log.
+        if step != self.shown and (self.tty or step % 5 == 0):
+            self.shown = step
+            bar = f"{self.label:<12} [{'#' * step}{'.' * (20 - step)}] {self.done}/{self.total}"
+            self.stream.write(("\r" + bar) if self.tty else (bar + "\n"))
+            self.stream.flush()
+
+    def end(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def transfer_requests(host, path, ids, count, rnd):
+    raws = []
+    for _ in range(count):
+        sender, recipient = rnd.sample(ids, 2)
+        body = json.dumps({"sender": sender, "recipient": recipient, "amount": 0.01}).encode()
+        raws.append(load.request_bytes("POST", path, host, body))
+    return raws
+
+
+class Bench:
+    def __init__(self, private, counts, concurrency, seed=1):
+        self.private, self.counts, self.concurrency = private, counts, concurrency
+        self.host, self.port = "127.0.0.1", private.ports.haproxy
+        self.hostname = f"127.0.0.1:{self.port}"
+        self.rnd = random.Random(seed)
+        self.figures = {}
+
+    def load(self, label, raws, concurrency=None):
+        bar = Progress(label, len(raws))
+        result = load.run(self.host, self.port, raws, concurrency or self.concurrency,
+                          progress=bar)
+        bar.end()
+        return result
+
+    def probe(self):
+        raw = load.request_bytes("GET", "/probe_status", self.hostname)
+        return self.load("probe", [raw] * self.counts["probe"])
+
+    def transfers(self, label, path, count, ids):
+        return self.load(label, transfer_requests(self.hostname, path, ids, count, self.rnd))
+
+    def drain(self, expected):
+        """POST /process?limit=BATCH until a batch processes nothing."""
+        conn = load.Connection(self.host, self.port, timeout=120)
+        raw = load.request_bytes("POST", f"/process?limit={BATCH}", self.hostname)
+        processed, batches, kinds = 0, 0, {}
+        bar = Progress("process", expected)
+        started = time.perf_counter()
+        while True:
+            status, body = conn.exchange(raw)
+            kinds[f"http {status}"] = kinds.get(f"http {status}", 0) + 1
+            done = json.loads(body).get("processed", 0) if status == 200 else 0
+            batches += 1
+            if not done:
+                break
+            processed += done
+            bar(done)
+        elapsed = time.perf_counter() - started
+        bar.end()
+        conn.close()
+        return processed, elapsed, batches, kinds
+
+    def reads(self, uids, count):
+        """Sequential GET /users/{id}, alternating between ``uids``, one connection."""
+        conn = load.Connection(self.host, self.port)
+        raws = {u: load.request_bytes("GET", f"/users/{u}", self.hostname) for u in uids}
+        latencies = {u: load.Result() for u in uids}
+        for _ in range(count):
+            for uid in uids:
+                started = time.perf_counter()
+                status, _ = conn.exchange(raws[uid])
+                latencies[uid].latencies.append(time.perf_counter() - started)
+                latencies[uid].kinds[f"http {status}"] += 1
+        conn.close()
+        return [latencies[u] for u in uids]
+
+    def rss(self):
+        pids = {name: self.private.topology.pid(name) for name in ("app", "app2")}
+        return {name: tree_rss_mb(pid)[0] for name, pid in pids.items()}
+
+
+def build_data(private, counts, say):
+    """Users and histories, in-process on the topology's SQLite file."""
+    from timpe.cli import db, open_store
+
+    db.setup(["--config", str(private.ini)])
+    store = open_store(private.ini)
+    try:
+        ids = history.register(store, USERS)
+        short, _ = history.long_history_of(store, "bench_short", 9)
+        bar = Progress("history", counts["history"])
+        long_id, seconds = history.long_history_of(store, "bench_long", counts["history"], bar)
+        bar.end()
+        say(f"built a {counts['history']}-transfer history in-process in {seconds:.1f} s "
+            f"({counts['history'] / seconds:.0f} transfers/s through TransactionService)")
+    finally:
+        store.close()
+    return ids, short, long_id
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.2f} ms"
+
+
+def verdict(name, value):
+    op, limit = TARGETS[name]
+    met = value >= limit if op == ">=" else value <= limit
+    return f"target {op} {limit}: {'met' if met else 'MISSED'}"
+
+
+def answers(result):
+    return ", ".join(f"{k} x{n}" for k, n in sorted(result.kinds.items()))
+
+
+def measure(bench, ids, short, long_id, say):
+    c = bench.counts
+    # Warm-up: first requests import and compile; not counted.
+    bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)] * 500)
+    bench.transfers("warm-up", "/transactions/immediately", 300, ids)
+    cold = bench.rss()
+
+    probe = bench.probe()
+    immediate = bench.transfers("immediately", "/transactions/immediately", c["immediate"], ids)
+    ratio = immediate.rate / probe.rate
+    say(f"GET /probe_status: {probe.rate:.0f}/s, p50 {ms(probe.percentile(50))}, "
+        f"p99 {ms(probe.percentile(99))} ({answers(probe)})")
+    say(f"POST /transactions/immediately: {immediate.rate:.0f} transfers/s, "
+        f"p50 {ms(immediate.percentile(50))}, p99 {ms(immediate.percentile(99))} "
+        f"({answers(immediate)})")
+    say(f"transfers/probe = {ratio:.3f}  ({verdict('transfers/probe', ratio)})")
+
+    phase1 = bench.transfers("phase 1", "/transactions", c["phase1"], ids)
+    say(f"POST /transactions (phase 1 only): {phase1.rate:.0f} transfers/s, "
+        f"p50 {ms(phase1.percentile(50))}, p99 {ms(phase1.percentile(99))} ({answers(phase1)})")
+    processed, seconds, batches, kinds = bench.drain(phase1.ok())
+    say(f"POST /process?limit={BATCH}: drained {processed} queued transfers in {seconds:.2f} s "
+        f"= {processed / seconds:.0f} transfers/s ({batches} batches, {kinds})")
+
+    short_reads, long_reads = bench.reads([short, long_id], c["reads"])
+    read_ratio = long_reads.percentile(50) / short_reads.percentile(50)
+    say(f"GET /users/{{id}}, 10 ledger rows: p50 {ms(short_reads.percentile(50))}, "
+        f"p99 {ms(short_reads.percentile(99))}")
+    say(f"GET /users/{{id}}, {c['history']} ledger rows: p50 {ms(long_reads.percentile(50))}, "
+        f"p99 {ms(long_reads.percentile(99))}")
+    say(f"read long/short (p50) = {read_ratio:.2f}  ({verdict('read long/short', read_ratio)})")
+
+    before = bench.rss()
+    soak = bench.transfers("soak", "/transactions/immediately", c["soak"], ids)
+    after = bench.rss()
+    say(f"{c['soak']} more immediate transfers: {soak.rate:.0f}/s ({answers(soak)})")
+    growth = max(after[n] - before[n] for n in after)
+    for name in after:
+        say(f"RSS {name} (gunicorn master + workers): cold {cold[name]:.1f} MB, "
+            f"before {before[name]:.1f} MB, after {after[name]:.1f} MB, "
+            f"growth {after[name] - before[name]:+.1f} MB")
+    say(f"largest RSS growth = {growth:.1f} MB  ({verdict('rss growth MB', growth)})")
+    bad = [r for r in (probe, immediate, phase1, soak) if r.ok() != r.count]
+    return not bad and processed == phase1.ok()
+
+
+def audit_store(private, say):
+    from timpe.audit import audit
+    from timpe.cli import open_store
+
+    store = open_store(private.ini)
+    try:
+        report = audit(store)
+    finally:
+        store.close()
+    say(f"audit: {len(report['problems'])} problems, initial total "
+        f"{report['initial_total']}, balances {report['balance_total']}")
+    return not report["problems"]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (about half a minute)")
+    parser.add_argument("-c", "--concurrency", type=int, default=32,
+                        help="keep-alive connections of the load client (default 32)")
+    for name, count in FULL.items():
+        parser.add_argument(f"--{name}", type=int, help=f"count for {name} (default {count})")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    counts = dict(QUICK if args.quick else FULL)
+    counts.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
+    if min(counts.values()) < 1 or args.concurrency < 1:
+        parser.error("counts and --concurrency must be at least 1")
+    return args, counts
+
+
+def main(argv=None):
+    from timpe.topology import private as private_topology
+
+    args, counts = parse_args(argv)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
+    say(f"benchmark in {home}: counts {counts}, concurrency {args.concurrency}")
+    prepared = private_topology.prepare(home, identifier="timpe-bench")
+    ids, short, long_id = build_data(prepared, counts, say)
+    with private_topology.running(prepared) as running:
+        say(f"topology up: haproxy :{running.ports.haproxy}, app :{running.ports.app}, "
+            f"app2 :{running.ports.app2}")
+        clean = measure(Bench(running, counts, args.concurrency), ids, short, long_id, say)
+    sound = audit_store(prepared, say)
+    if not args.keep:
+        import shutil
+        shutil.rmtree(home, ignore_errors=True)
+    if not (clean and sound):
+        say("FAILED: some requests were not answered 2xx, or the store is unsound")
+        return 1
+    return 0
+
+
+def run_main():
+    sys.exit(main())
