@@ -34,6 +34,7 @@ def exercise(store, tbl):
     key = tuple(0 for _ in tbl.pk)
     others = [c for c in tbl.columns if c not in tbl.pk]
     store.insert(tbl.name, row)
+    store.insert(tbl.name, row, want_version=True)
     store.get(tbl.name, key)
     store.cas(tbl.name, key, (3, 1), {others[0]: 1})
     store.cas(tbl.name, key, (3, 1), {c: 1 for c in others})

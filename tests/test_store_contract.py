@@ -130,6 +130,14 @@ def test_insert_taken_key_loses_and_changes_nothing(store):
     assert without_version(store.get(USERS.name, ("u1",))) == user()
 
 
+def test_insert_can_return_the_new_rows_version_for_cas(store):
+    version = store.insert(USERS.name, user(), want_version=True)
+    assert version is not None and version == store.get(USERS.name, ("u1",))["_version"]
+    assert store.cas(USERS.name, ("u1",), version, {"head_seq": 1}) is not None
+    assert store.insert(USERS.name, user(nickname="mallory"), want_version=True) is None
+    assert store.get(USERS.name, ("u1",))["nickname"] == "alice"
+
+
 def test_insert_composite_key(store):
     assert store.insert(USER_TRANSACTIONS.name, entry(seq=0)) is True
     assert store.insert(USER_TRANSACTIONS.name, entry(seq=1)) is True

@@ -12,7 +12,8 @@ so a read costs at most about that many gets, however long the history.
 
 Rows never change once written, so a Ledger remembers the newest row it has
 seen of each user: always a valid row, at worst no longer the newest, which
-the forward walk corrects. It lives as long as one request.
+the forward walk corrects. It also remembers users rows: only their hint
+changes, and a stale hint merely lags. It lives as long as one request.
 """
 import time
 
@@ -28,7 +29,16 @@ def now_ms():
 class Ledger:
     def __init__(self, store):
         self.store = store
-        self._seen = {}  # user id -> the newest ledger row seen of that user
+        self._seen = {}   # user id -> the newest ledger row seen of that user
+        self._users = {}  # user id -> its users row as last seen
+
+    def remember_user(self, user):
+        self._users[user["id"]] = user
+
+    def seen(self, user_id):
+        """The newest row of ``user_id`` seen so far, with no round trip:
+        a written row, but maybe no longer the head (or None)."""
+        return self._seen.get(user_id)
 
     def head(self, user_id, user=None):
         """The user's newest ledger row (its balance is the user's balance).
@@ -37,7 +47,7 @@ class Ledger:
         """
         row = self._seen.get(user_id)
         if row is None:
-            user = user or self.store.get(USERS.name, (user_id,))
+            user = user or self._users.get(user_id) or self.store.get(USERS.name, (user_id,))
             row = self._start(user)
         while True:
             following = self.store.get(USER_TRANSACTIONS.name, (user_id, row["seq"] + 1))
@@ -88,9 +98,14 @@ class Ledger:
         """Move users.head_seq up to ``seq``; best effort, never backwards."""
         if seq % HINT_STRIDE:
             return
+        user = self._users.get(user_id)  # first try the row this request read
         for _ in range(3):
-            user = self.store.get(USERS.name, (user_id,))
+            if user is None:
+                user = self.store.get(USERS.name, (user_id,))
             if user is None or user["head_seq"] >= seq:
                 return
-            if self.store.cas(USERS.name, (user_id,), user["_version"], {"head_seq": seq}):
+            version = self.store.cas(USERS.name, (user_id,), user["_version"], {"head_seq": seq})
+            if version is not None:
+                self._users[user_id] = {**user, "head_seq": seq, "_version": version}
                 return
+            user = None  # it moved on: read it again

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from timpe.bench import history, load
 from timpe.bench.rss import tree_rss_mb
+from timpe.topology.render import WORKERS
 
 FULL = {"probe": 20000, "immediate": 10000, "phase1": 10000, "reads": 1000,
         "history": 100000, "soak": 100000}
@@ -173,10 +174,10 @@ def measure(bench, ids, short, long_id, say):
     cold = bench.rss()
 
     probe = bench.probe()
-    immediate = bench.transfers("immediately", "/transactions/immediately", c["immediate"], ids)
-    ratio = immediate.rate / probe.rate
     say(f"GET /probe_status: {probe.rate:.0f}/s, p50 {ms(probe.percentile(50))}, "
         f"p99 {ms(probe.percentile(99))} ({answers(probe)})")
+    immediate = bench.transfers("immediately", "/transactions/immediately", c["immediate"], ids)
+    ratio = immediate.rate / probe.rate
     say(f"POST /transactions/immediately: {immediate.rate:.0f} transfers/s, "
         f"p50 {ms(immediate.percentile(50))}, p99 {ms(immediate.percentile(99))} "
         f"({answers(immediate)})")
@@ -232,6 +233,8 @@ def parse_args(argv):
                         help="keep-alive connections of the load client (default 32)")
     for name, count in FULL.items():
         parser.add_argument(f"--{name}", type=int, help=f"count for {name} (default {count})")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"gunicorn workers per node (default {WORKERS}, as deployed)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     counts = dict(QUICK if args.quick else FULL)
@@ -247,8 +250,9 @@ def main(argv=None):
     args, counts = parse_args(argv)
     say = lambda line: print(line, flush=True)  # noqa: E731
     home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
-    say(f"benchmark in {home}: counts {counts}, concurrency {args.concurrency}")
-    prepared = private_topology.prepare(home, identifier="timpe-bench")
+    say(f"benchmark in {home}: counts {counts}, concurrency {args.concurrency}, "
+        f"{args.workers} workers per node")
+    prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers)
     ids, short, long_id = build_data(prepared, counts, say)
     with private_topology.running(prepared) as running:
         say(f"topology up: haproxy :{running.ports.haproxy}, app :{running.ports.app}, "

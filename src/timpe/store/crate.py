@@ -64,12 +64,14 @@ def _match(columns):
 
 # -- SQL builders: (statement, parameters) -----------------------------------
 
-def insert_sql(tbl, row):
+def insert_sql(tbl, row, want_version=False):
     check_columns(tbl, row)
     cols = list(row)
     marks = ", ".join("?" * len(cols))
-    return (f"INSERT INTO {quote(tbl.name)} ({_names(cols)}) VALUES ({marks})",
-            [row[c] for c in cols])
+    sql = f"INSERT INTO {quote(tbl.name)} ({_names(cols)}) VALUES ({marks})"
+    if want_version:
+        sql += f" RETURNING {_names(VERSION_COLUMNS)}"
+    return sql, [row[c] for c in cols]
 
 
 def get_sql(tbl, key):
@@ -218,15 +220,18 @@ class CrateStore:
 
     # -- primitives ------------------------------------------------------------
 
-    def insert(self, table_name, row):
+    def insert(self, table_name, row, want_version=False):
+        lost = None if want_version else False
         try:
-            rowcount = self._execute(*insert_sql(table(table_name), row))[2]
+            columns, rows, rowcount = self._execute(*insert_sql(table(table_name), row, want_version))
         except crate_errors.IntegrityError:
-            return False  # DuplicateKeyException: the key was taken first
+            return lost  # DuplicateKeyException: the key was taken first
         except crate_errors.ProgrammingError as exc:
             if _mentions(exc, "DuplicateKeyException"):  # clients before the IntegrityError mapping
-                return False
+                return lost
             raise
+        if want_version:
+            return decode(columns, rows)[0]["_version"] if rows else None
         return rowcount != 0
 
     def get(self, table_name, key):

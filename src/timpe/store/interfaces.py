@@ -17,11 +17,13 @@ class IStore(Interface):
 
     name = Attribute("Short adapter name, e.g. 'sqlite' or 'crate'.")
 
-    def insert(table, row):
+    def insert(table, row, want_version=False):
         """Insert ``row`` unless its primary key exists (atomic).
 
         Return True when this call inserted it, False when the key was
         already taken (the caller lost the race; nothing is changed).
+        With ``want_version``: the new row's version token (for :meth:`cas`)
+        instead of True, None instead of False, in the same round trip.
         """
 
     def get(table, key):

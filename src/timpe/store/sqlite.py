@@ -72,10 +72,12 @@ class SQLiteStore:
 
     # -- primitives ----------------------------------------------------------
 
-    def insert(self, table_name, row):
+    def insert(self, table_name, row, want_version=False):
         cols = tuple(row)
-        sql = insert_sql(table_name, cols)
-        return self._execute(sql, [row[c] for c in cols])[0] == 1
+        rows = self._execute(insert_sql(table_name, cols), [row[c] for c in cols])[1]
+        if want_version:
+            return rows[0][0] if rows else None
+        return bool(rows)
 
     def get(self, table_name, key):
         rows = self._execute(get_sql(table_name), key_values(table(table_name), key))[1]
@@ -138,7 +140,7 @@ def insert_sql(table_name, cols):
     tbl = table(table_name)
     check_columns(tbl, cols)
     return (f"INSERT INTO {tbl.name} ({', '.join(cols)}) "
-            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING")
+            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING RETURNING version")
 
 
 @functools.lru_cache(maxsize=None)

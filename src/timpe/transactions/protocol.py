@@ -67,18 +67,32 @@ class Processor:
             return self._write_leg(txn, CREDIT)
         return txn
 
-    def _claim(self, txn, leg):
-        """Record, before writing, the seq at which ``leg`` will be written."""
-        head = self.ledger.head(txn[leg.party])
+    def _claim(self, txn, leg, fresh=False):
+        """Record, before writing, the seq at which ``leg`` will be written.
+
+        The head this request already saw (phase 1 read the sender's) saves
+        the walk: if it is stale, the claimed seq turns out taken and the
+        claim is made again from a ``fresh`` head. Refusing for want of funds
+        is only ever decided on a fresh head.
+        """
+        head = None if fresh else self.ledger.seen(txn[leg.party])
+        if head is None or (leg is DEBIT and head["balance"] < txn["amount"]):
+            head = self.ledger.head(txn[leg.party])
         if leg is DEBIT and head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
         return self._update(txn, state=leg.state, **{leg.seq_field: head["seq"] + 1})
 
     def _write_leg(self, txn, leg):
         user_id, seq = txn[leg.party], txn[leg.seq_field]
-        row = self.ledger.row(user_id, seq)
+        previous = self.ledger.seen(user_id)
+        if previous is not None and previous["seq"] == seq - 1:
+            # Claimed from the head this request holds: the row is most
+            # likely absent, so go straight to the insert, which says if not.
+            row = None
+        else:
+            previous, row = None, self.ledger.row(user_id, seq)
         if row is None:
-            previous = self.ledger.row(user_id, seq - 1)
+            previous = previous or self.ledger.row(user_id, seq - 1)
             amount = leg.sign * txn["amount"]
             if previous["balance"] + amount < 0:
                 return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
@@ -87,7 +101,7 @@ class Processor:
             row = self.ledger.row(user_id, seq)
         if row["transaction_id"] == txn["id"]:
             return self._leg_done(txn, leg)
-        return self._claim(txn, leg)  # seq taken by another transaction
+        return self._claim(txn, leg, fresh=True)  # seq taken by another transaction
 
     def _leg_done(self, txn, leg):
         if leg is DEBIT:

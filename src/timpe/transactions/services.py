@@ -25,7 +25,8 @@ def transaction_id(client_id=None, idempotency_key=None):
 
     A client-chosen id or an Idempotency-Key makes the id deterministic, so a
     retry on any node runs into the first attempt's row (insert-if-absent)
-    instead of creating a second transfer.
+    instead of creating a second transfer. Without either: None, and the
+    service draws a fresh id that no earlier attempt can hold (no lookup).
     """
     if client_id is not None and idempotency_key is not None:
         raise BadRequest("give either 'id' or an Idempotency-Key header, not both")
@@ -37,7 +38,7 @@ def transaction_id(client_id=None, idempotency_key=None):
         if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise BadRequest("Idempotency-Key must be 1-200 printable ASCII characters")
         return "key-" + hashlib.sha1(idempotency_key.encode()).hexdigest()
-    return uuid.uuid4().hex
+    return None
 
 
 def fingerprint(sender, recipient, amount):
@@ -68,16 +69,16 @@ class TransactionService:
         if self.users.balance(payer) < amount:
             raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
-        txn = {
+        txn = dict.fromkeys(TRANSACTIONS.columns) | {
             "id": txn_id or uuid.uuid4().hex, "sender": sender,
             "recipient": recipient, "amount": amount, "state": INITIAL,
             "timestamp": now, "updated": now, "fingerprint": print_,
         }
-        inserted = self.store.insert(TRANSACTIONS.name, txn)
-        stored = self._get(txn["id"])
-        if not inserted:  # a concurrent retry with the same id got there first
-            return self._replay(stored, print_), True
-        return stored, False
+        # The version comes back with the insert: no read of what we wrote.
+        version = self.store.insert(TRANSACTIONS.name, txn, want_version=True)
+        if version is None:  # a concurrent retry with the same id got there first
+            return self._replay(self._get(txn["id"]), print_), True
+        return {**txn, "_version": version}, False
 
     @staticmethod
     def _replay(earlier, print_):

@@ -48,6 +48,7 @@ class UserService:
         user = self.store.get(USERS.name, (uid,)) if isinstance(uid, str) else None
         if user is None:
             raise NotFound(f"unknown user {uid!r}")
+        self.ledger.remember_user(user)  # phase 2 starts its head walks from it
         return user
 
     def balance(self, user):
