@@ -17,6 +17,19 @@ from timpe.store.interfaces import IStore
 from timpe.store.schema import check_columns, key_values, order_terms, table
 
 
+# os.getpid() is a system call; this module asks before every statement
+# whether it runs in a forked child (gunicorn workers), so keep the answer.
+_pid = os.getpid()
+
+
+def _forked():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 @implementer(IStore)
 class SQLiteStore:
     name = "sqlite"
@@ -46,7 +59,7 @@ class SQLiteStore:
     # every greenlet; the lock only matters for real threads.
 
     def _connection(self):
-        if self._pid != os.getpid():
+        if self._pid != _pid:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None,
                                    timeout=self.busy_timeout_ms / 1000,
@@ -55,7 +68,7 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-            self._conn, self._pid = conn, os.getpid()
+            self._conn, self._pid = conn, _pid
         return self._conn
 
     def _execute(self, sql, params=()):
@@ -128,7 +141,7 @@ class SQLiteStore:
         return columns, [tuple(r) for r in rows]
 
     def close(self):
-        if self._conn is not None and self._pid == os.getpid():
+        if self._conn is not None and self._pid == _pid:
             self._conn.close()
         self._conn, self._pid = None, None
 
