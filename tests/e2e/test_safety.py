@@ -42,7 +42,7 @@ def test_duplicate_submissions_through_both_nodes_transfer_once(topology):
 
 
 def test_stored_rows_pass_the_audit(topology):
-    """Runs after the load tests of this session: the whole store is sound."""
+    """Whatever this session put in the store so far adds up, row by row."""
     process_all(topology.api)
     report = audit(topology.store())
     assert report["problems"] == []
