@@ -9,6 +9,7 @@ install_requires = [
     "supervisor>=4.2",
     "requests>=2.31",
     "crate>=1.0",
+    "jsonschema>=4.18",
 ]
 
 tests_require = [
@@ -16,6 +17,9 @@ tests_require = [
     "pytest-timeout>=2",
     "WebTest>=3",
     "cratedb-sqlparse>=0.0.10",
+    "openapi-spec-validator>=0.7",
+    "schemathesis>=4,<5",
+    "hypothesis>=6",
 ]
 
 setup(

@@ -6,6 +6,8 @@ def main(global_config, **settings):
     """The WSGI application (PasteDeploy entry point ``egg:timpe``)."""
     with Configurator(settings=settings) as config:
         config.include("timpe.web")
+        config.include("timpe.validation")
+        config.include("timpe.openapi")
         config.include("timpe.store")
         config.include("timpe.users")
         config.include("timpe.transactions")

@@ -1,5 +1,5 @@
 import hashlib
-import unicodedata
+import re
 
 from zope.interface import implementer
 
@@ -10,6 +10,10 @@ from timpe.store.schema import USERS
 from timpe.users.interfaces import IUserService
 
 MAX_NICKNAME = 64
+#: Control characters (Unicode category Cc) and lone surrogates (Cs): never
+#: part of a nickname. A regex, so the OpenAPI schema states the same rule.
+FORBIDDEN_IN_NICKNAME = r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+_FORBIDDEN = re.compile(FORBIDDEN_IN_NICKNAME)
 
 
 def user_id(nickname):
@@ -22,7 +26,7 @@ def check_nickname(nickname):
         raise BadRequest("'nickname' is required: a non-empty string")
     if len(nickname) > MAX_NICKNAME:
         raise BadRequest(f"'nickname' may have at most {MAX_NICKNAME} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in nickname):
+    if _FORBIDDEN.search(nickname):
         raise BadRequest("'nickname' may not contain control characters")
     return nickname
 
