@@ -43,6 +43,7 @@ def test_duplicate_nickname_is_409_and_keeps_the_first(app, store, register):
     {}, {"balance": 5}, {"nickname": ""}, {"nickname": "   "}, {"nickname": 7},
     {"nickname": None}, {"nickname": ["a"]}, {"nickname": "x" * 65},
     {"nickname": "tab\there"}, {"nickname": "nul\x00"}, {"nickname": "lone \ud800"},
+    {"nickname": "bob\n"}, {"nickname": "\u00a0\u2003"}, {"nickname": "nel\u0085"},
     {"nickname": "bob", "balance": -1}, {"nickname": "bob", "balance": "5"},
     {"nickname": "bob", "balance": True}, {"nickname": "bob", "balance": 0.001},
     {"nickname": "bob", "balance": None}, {"nickname": "bob", "extra": 1},
@@ -105,3 +106,32 @@ class CountingStore:
 
     def __getattr__(self, name):
         return getattr(self.store, name)
+
+
+def test_nickname_rule_is_unicode_categories():
+    """The spec's regex says exactly: no Cc, no Cs, not blank."""
+    import sys
+    import unicodedata
+    from timpe.users.services import check_nickname
+    from timpe.errors import BadRequest
+
+    def accepted(nickname):
+        try:
+            return check_nickname(nickname) == nickname
+        except BadRequest:
+            return False
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        allowed = unicodedata.category(ch) not in ("Cc", "Cs")
+        assert accepted(f"a{ch}b") == allowed, hex(code)
+        assert accepted(ch) == (allowed and not ch.isspace()), hex(code)
+
+
+def test_nickname_check_is_linear_time(app, store):
+    """No catastrophic backtracking on a body at the size limit."""
+    import time
+    for nickname in (" " * 60000 + "\x00", "a" * 60000 + "\x00", "a " * 30000 + "\x01"):
+        started = time.perf_counter()
+        app.post_json("/users", {"nickname": nickname}, status=400)
+        assert time.perf_counter() - started < 1

@@ -9,7 +9,7 @@ from pyramid.view import view_config
 from timpe.money import CENT, MAX_AMOUNT, SCALE
 from timpe.transactions.protocol import STATES
 from timpe.transactions.services import DEFAULT_LIMIT, MAX_LIMIT
-from timpe.users.services import FORBIDDEN_IN_NICKNAME, MAX_NICKNAME
+from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
 from timpe.web import MAX_BODY
 
 #: Client-chosen transaction ids and Idempotency-Key headers.
@@ -33,9 +33,7 @@ def _amount(minimum_key, what):
 SCHEMAS = {
     "Nickname": {
         "type": "string", "minLength": 1, "maxLength": MAX_NICKNAME,
-        "pattern": "\\S", "not": {"pattern": FORBIDDEN_IN_NICKNAME},
-        "description": f"a non-blank string of 1-{MAX_NICKNAME} characters, unicode "
-                       "allowed, without control characters",
+        "pattern": NICKNAME_PATTERN, "description": NICKNAME_RULE,
     },
     "UserId": {"type": "string", "description": "a user id (string)"},
     "Amount": _amount("exclusiveMinimum", "the amount to transfer"),

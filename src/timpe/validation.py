@@ -7,6 +7,7 @@ body, measured: docs/api.rst). The result is ``request.validated``:
 ``{"body": ..., "query": {...}, "header": {...}}``, defaults applied.
 A failure is a 400 in the API's shape naming the field and what is wrong.
 """
+import functools
 import re
 from decimal import Decimal
 
@@ -30,9 +31,24 @@ def _multiple_of(validator, step, instance, schema):
         yield ValidationError(f"{instance} is not a multiple of {step}")
 
 
-#: Draft 2020-12 (OpenAPI 3.1's dialect), with exact multipleOf. Decimal is a
-#: "number" to it; bool is not.
-Validator = validators.extend(Draft202012Validator, {"multipleOf": _multiple_of})
+@functools.lru_cache(maxsize=None)
+def _regex(pattern):
+    # ECMA 262 (the spec's dialect): a final "$" is the end of the input. In
+    # Python it also matches before a final newline: "abc\n" would pass.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 (OpenAPI 3.1's dialect), with exact multipleOf and ECMA "$".
+#: Decimal is a "number" to it; bool is not.
+Validator = validators.extend(Draft202012Validator,
+                              {"multipleOf": _multiple_of, "pattern": _pattern})
 
 
 def inline(schema, schemas=SPEC["components"]["schemas"]):
