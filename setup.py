@@ -10,6 +10,8 @@ install_requires = [
     "requests>=2.31",
     "crate>=1.0",
     "jsonschema>=4.18",
+    # bin/crash: the real CrateDB shell when the store is CrateDB.
+    "crash>=0.31",
 ]
 
 tests_require = [

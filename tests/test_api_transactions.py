@@ -72,7 +72,7 @@ def test_thousand_cent_transfers_move_exactly_ten(app, store, register):
 def test_list_transactions_newest_first_with_filters(app, pair):
     a, b = pair
     first = app.post_json("/transactions", {"sender": a, "recipient": b, "amount": 1}).json["data"]
-    time.sleep(0.002)  # timestamps are in ms: two in the same ms have no order
+    time.sleep(0.005)  # timestamps are milliseconds: keep the order unambiguous
     second = app.post_json("/transactions/immediately", {"sender": a, "recipient": b, "amount": 2}).json["data"]
     listed = app.get("/transactions").json["data"]
     assert [t["id"] for t in listed][:2] == [second["id"], first["id"]]

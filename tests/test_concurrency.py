@@ -27,7 +27,7 @@ def _spend_worker(path, barrier, results, sender, recipients, amount, count):
     outcome = {"finished": 0, "failed": 0, "refused": 0}
     for i in range(count):
         try:
-            txn = service.complete(service.create(sender, recipients[i % len(recipients)], amount))
+            txn = service.complete(service.create(sender, recipients[i % len(recipients)], amount)[0])
             outcome[txn["state"]] += 1
         except InsufficientFunds:
             outcome["refused"] += 1
@@ -55,7 +55,7 @@ def test_four_processes_run_phase_two_on_the_same_queue(store, db_path):
     queued = []
     for _ in range(300):
         sender, recipient = rnd.sample(ids, 2)
-        queued.append(service.create(sender, recipient, rnd.randint(1, 300) * 100)["id"])
+        queued.append(service.create(sender, recipient, rnd.randint(1, 300) * 100)[0]["id"])
     outcomes = run_processes(_process_worker, 4, db_path)
     states = [service.find(t)["state"] for t in queued]
     assert set(states) <= {"finished", "failed"}

@@ -21,7 +21,7 @@ def calls_of(store, action):
 
 def transfer(store, ids, amount=3000):
     service = TransactionService(store)
-    return service.complete(service.create(ids["a"], ids["b"], amount))
+    return service.complete(service.create(ids["a"], ids["b"], amount)[0])
 
 
 def _count_full_transfer(tmp_path):
@@ -63,8 +63,8 @@ def test_crash_while_a_rival_spends_the_same_money(store, tmp_path, mode):
     for k in range(1, total + 1):
         ids = setup_users(store, **{f"a{k}": 5000, f"b{k}": 0})
         service = TransactionService(store)
-        first = service.create(ids[f"a{k}"], ids[f"b{k}"], 3000)
-        rival = service.create(ids[f"a{k}"], ids[f"b{k}"], 3000)
+        first = service.create(ids[f"a{k}"], ids[f"b{k}"], 3000)[0]
+        rival = service.create(ids[f"a{k}"], ids[f"b{k}"], 3000)[0]
         try:
             TransactionService(FaultyStore(store, crash_at=k, mode=mode)).complete(first)
         except Crash:

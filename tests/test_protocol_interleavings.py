@@ -21,7 +21,7 @@ def test_random_interleavings_converge(store, seed):
     for _ in range(8):
         sender, recipient = rnd.sample(ids, 2)
         try:
-            txns.append(service.create(sender, recipient, rnd.randint(1, 20) * 100))
+            txns.append(service.create(sender, recipient, rnd.randint(1, 20) * 100)[0])
         except InsufficientFunds:
             pass
     processors = [Processor(store) for _ in range(3)]

@@ -8,13 +8,11 @@ from pyramid.view import view_config
 
 from timpe.money import CENT, MAX_AMOUNT, SCALE
 from timpe.transactions.protocol import STATES
-from timpe.transactions.services import DEFAULT_LIMIT, MAX_LIMIT
+from timpe.transactions.services import CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT
 from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
 from timpe.web import MAX_BODY
 
-#: Client-chosen transaction ids and Idempotency-Key headers.
-CLIENT_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
-IDEMPOTENCY_KEY_PATTERN = "^[\\x20-\\x7e]{1,200}$"
+
 
 
 def ref(name):
@@ -39,8 +37,10 @@ SCHEMAS = {
     "Amount": _amount("exclusiveMinimum", "the amount to transfer"),
     "InitialBalance": _amount("minimum", "the initial balance"),
     "ClientTransactionId": {
-        "type": "string", "pattern": CLIENT_ID_PATTERN,
-        "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -",
+        "type": "string", "pattern": f"^{CLIENT_ID.pattern}$",
+        "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -; a retry "
+                       "with the same id returns the first outcome (not with an "
+                       "Idempotency-Key too)",
     },
     "NewUser": {
         "type": "object", "additionalProperties": False, "required": ["nickname"],
@@ -115,7 +115,8 @@ ERRORS = {
     "400": _error("bad input: malformed JSON, a missing, unknown or invalid field "
                   "or query parameter"),
     "404": _error("unknown id"),
-    "409": _error("conflict"),
+    "409": _error("conflict: the nickname is taken, or the transaction id or "
+                  "Idempotency-Key was used with another body"),
     "413": _error(f"request body larger than {MAX_BODY} bytes"),
     "422": _error("insufficient funds (the failed transaction is in 'data')"),
     "503": _error("the store did not answer; the request may be retried"),
@@ -134,9 +135,10 @@ LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN,
-               "description": "1-200 printable ASCII characters"},
-    "description": "A retry with the same key returns "
+    "schema": {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
+               "description": "1-200 printable ASCII characters, the first not a space"},
+    "description": "Makes the request safe to retry (not with a body 'id' too): a retry "
+                   "with the same key returns "
                    "the first outcome, the same key with another body is a 409",
 }
 
@@ -161,8 +163,14 @@ def _transfer(immediately=False):
         "summary": summary,
         "parameters": [IDEMPOTENCY_KEY],
         "requestBody": _body("NewTransaction"),
-        "responses": {"201": _json("recorded" + (" and finished" if immediately else ""),
-                                   _success(ref("Transaction"))), **errors},
+        "responses": {
+            "201": _json("recorded" + (" and finished" if immediately else ""),
+                         _success(ref("Transaction"))),
+            "200": {**_json("a retry (same id or Idempotency-Key, same body): the first "
+                            "attempt's transaction", _success(ref("Transaction"))),
+                    "headers": {"Idempotent-Replayed": {"schema": {"const": "true"}}}},
+            **errors,
+        },
     }
 
 

@@ -46,3 +46,24 @@ def check_columns(tbl, columns):
     unknown = set(columns) - set(tbl.columns)
     if unknown:
         raise ValueError(f"unknown columns for {tbl.name}: {sorted(unknown)}")
+
+
+def key_values(tbl, key):
+    """The primary-key values of ``key`` as a list, checked against ``tbl``."""
+    key = list(key) if isinstance(key, (tuple, list)) else [key]
+    if len(key) != len(tbl.pk):
+        raise ValueError(f"{tbl.name} key has {len(tbl.pk)} parts")
+    return key
+
+
+def order_terms(tbl, order_by):
+    """[(column, 'ASC'|'DESC')] from 'col', 'col desc' or a sequence of them."""
+    terms = []
+    for item in ([order_by] if isinstance(order_by, str) else order_by):
+        col, _, direction = item.partition(" ")
+        check_columns(tbl, [col])
+        direction = direction.strip().upper() or "ASC"
+        if direction not in ("ASC", "DESC"):
+            raise ValueError(f"bad sort direction {direction!r}")
+        terms.append((col, direction))
+    return terms

@@ -3,6 +3,7 @@
 Each primitive is one autocommit statement, so SQLite offers the protocol
 nothing that CrateDB would not: no transaction ever spans two calls.
 """
+import functools
 import os
 import sqlite3
 import threading
@@ -13,7 +14,7 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, table
+from timpe.store.schema import check_columns, key_values, order_terms, table
 
 
 @implementer(IStore)
@@ -72,31 +73,18 @@ class SQLiteStore:
     # -- primitives ----------------------------------------------------------
 
     def insert(self, table_name, row):
-        tbl = table(table_name)
-        check_columns(tbl, row)
-        cols = list(row)
-        sql = (f"INSERT INTO {tbl.name} ({', '.join(cols)}) "
-               f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING")
+        cols = tuple(row)
+        sql = insert_sql(table_name, cols)
         return self._execute(sql, [row[c] for c in cols])[0] == 1
 
     def get(self, table_name, key):
-        tbl = table(table_name)
-        sql = (f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name} "
-               f"WHERE {_match(tbl.pk)}")
-        rows = self._execute(sql, _key(tbl, key))[1]
+        rows = self._execute(get_sql(table_name), key_values(table(table_name), key))[1]
         return _row(rows[0]) if rows else None
 
     def cas(self, table_name, key, version, changes):
-        tbl = table(table_name)
-        check_columns(tbl, changes)
-        if set(changes) & set(tbl.pk):
-            raise ValueError("a primary key never changes")
-        cols = list(changes)
-        assignments = ", ".join(f"{c} = ?" for c in cols)
-        sql = (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
-               f"WHERE {_match(tbl.pk)} AND version = ? RETURNING version")
-        params = [changes[c] for c in cols] + _key(tbl, key) + [version]
-        rows = self._execute(sql, params)[1]
+        cols = tuple(changes)
+        params = [changes[c] for c in cols] + key_values(table(table_name), key) + [version]
+        rows = self._execute(cas_sql(table_name, cols), params)[1]
         return rows[0][0] if rows else None
 
     def scan(self, table_name, where=None, order_by=None, limit=None):
@@ -111,7 +99,7 @@ class SQLiteStore:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         if order_by:
-            sql += " ORDER BY " + _order(tbl, order_by)
+            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in order_terms(tbl, order_by))
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
@@ -143,27 +131,36 @@ class SQLiteStore:
         self._conn, self._pid = None, None
 
 
+# The statements of the primitives, built once per table and column set.
+
+@functools.lru_cache(maxsize=None)
+def insert_sql(table_name, cols):
+    tbl = table(table_name)
+    check_columns(tbl, cols)
+    return (f"INSERT INTO {tbl.name} ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING")
+
+
+@functools.lru_cache(maxsize=None)
+def get_sql(table_name):
+    tbl = table(table_name)
+    return (f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name} "
+            f"WHERE {_match(tbl.pk)}")
+
+
+@functools.lru_cache(maxsize=None)
+def cas_sql(table_name, cols):
+    tbl = table(table_name)
+    check_columns(tbl, cols)
+    if set(cols) & set(tbl.pk):
+        raise ValueError("a primary key never changes")
+    assignments = ", ".join(f"{c} = ?" for c in cols)
+    return (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
+            f"WHERE {_match(tbl.pk)} AND version = ? RETURNING version")
+
+
 def _match(columns):
     return " AND ".join(f"{c} = ?" for c in columns)
-
-
-def _key(tbl, key):
-    key = list(key) if isinstance(key, (tuple, list)) else [key]
-    if len(key) != len(tbl.pk):
-        raise ValueError(f"{tbl.name} key has {len(tbl.pk)} parts")
-    return key
-
-
-def _order(tbl, order_by):
-    parts = []
-    for item in ([order_by] if isinstance(order_by, str) else order_by):
-        col, _, direction = item.partition(" ")
-        check_columns(tbl, [col])
-        direction = direction.strip().upper() or "ASC"
-        if direction not in ("ASC", "DESC"):
-            raise ValueError(f"bad sort direction {direction!r}")
-        parts.append(f"{col} {direction}")
-    return ", ".join(parts)
 
 
 def _row(found):

@@ -2,12 +2,15 @@ from zope.interface import Interface
 
 
 class ITransactionService(Interface):
-    def create(sender, recipient, amount):
+    def create(sender, recipient, amount, txn_id=None):
         """Phase 1: validate and durably record the transfer as 'initial'.
 
-        Once this returns, the transfer will end finished or failed; it is
-        never lost. Raises BadRequest, NotFound or InsufficientFunds and then
-        writes nothing.
+        Return (transaction, replayed). Once this returns, the transfer will
+        end finished or failed; it is never lost. ``txn_id`` (a client's id
+        or one derived from an Idempotency-Key) makes retries safe: a second
+        call with the same id and body returns the first transaction
+        (replayed=True); with another body it raises Conflict. Raises
+        BadRequest, NotFound or InsufficientFunds and then writes nothing.
         """
 
     def complete(txn):

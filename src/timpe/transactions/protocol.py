@@ -23,7 +23,7 @@ seq s can be won by one writer only: no balance ever goes below zero.
 from collections import namedtuple
 
 from timpe.ledger import Ledger, now_ms
-from timpe.store.schema import TRANSACTIONS, USERS
+from timpe.store.schema import TRANSACTIONS
 
 INITIAL = "initial"
 IN_PROGRESS = "in progress"
@@ -45,9 +45,9 @@ MAX_STEPS = 1000
 
 
 class Processor:
-    def __init__(self, store):
+    def __init__(self, store, ledger=None):
         self.store = store
-        self.ledger = Ledger(store)
+        self.ledger = ledger or Ledger(store)
 
     def run(self, txn):
         """Advance ``txn`` until it is finished or failed; return it."""
@@ -69,8 +69,7 @@ class Processor:
 
     def _claim(self, txn, leg):
         """Record, before writing, the seq at which ``leg`` will be written."""
-        user = self.store.get(USERS.name, (txn[leg.party],))
-        head = self.ledger.head(user)
+        head = self.ledger.head(txn[leg.party])
         if leg is DEBIT and head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
         return self._update(txn, state=leg.state, **{leg.seq_field: head["seq"] + 1})
@@ -84,7 +83,6 @@ class Processor:
             if previous["balance"] + amount < 0:
                 return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
             if self.ledger.append(previous, txn["id"], leg.kind, amount):
-                self.ledger.advance_hint(user_id, seq)
                 return self._leg_done(txn, leg)
             row = self.ledger.row(user_id, seq)
         if row["transaction_id"] == txn["id"]:

@@ -1,8 +1,11 @@
+import hashlib
+import re
+import time
 import uuid
 
 from zope.interface import implementer
 
-from timpe.errors import BadRequest, InsufficientFunds, NotFound
+from timpe.errors import BadRequest, Conflict, InsufficientFunds, NotFound
 from timpe.ledger import now_ms
 from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS
@@ -17,16 +20,51 @@ MAX_LIMIT = 100_000
 DEFAULT_LIMIT = 100
 
 
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,199}")
+
+
+def transaction_id(client_id=None, idempotency_key=None):
+    """The id a new transfer is stored under.
+
+    A client-chosen id or an Idempotency-Key makes the id deterministic, so a
+    retry on any node runs into the first attempt's row (insert-if-absent)
+    instead of creating a second transfer.
+    """
+    if client_id is not None and idempotency_key is not None:
+        raise BadRequest("give either 'id' or an Idempotency-Key header, not both")
+    if client_id is not None:
+        if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
+            raise BadRequest("'id' must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+        return client_id
+    if idempotency_key is not None:
+        if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise BadRequest("Idempotency-Key must be 1-200 printable ASCII characters")
+        return "key-" + hashlib.sha1(idempotency_key.encode()).hexdigest()
+    return uuid.uuid4().hex
+
+
+def fingerprint(sender, recipient, amount):
+    return hashlib.sha1(f"{sender}\n{recipient}\n{amount}".encode()).hexdigest()
+
+
 @implementer(ITransactionService)
 class TransactionService:
     def __init__(self, store):
         self.store = store
         self.users = UserService(store)
-        self.processor = Processor(store)
+        self.processor = Processor(store, self.users.ledger)
 
-    def create(self, sender, recipient, amount):
+    def create(self, sender, recipient, amount, txn_id=None):
+        """Phase 1. Return (transaction, replayed): ``replayed`` is True when
+        ``txn_id`` named a transfer recorded earlier with the same body."""
         if sender == recipient:
             raise BadRequest("'sender' and 'recipient' must differ")
+        print_ = fingerprint(sender, recipient, amount)
+        if txn_id is not None:
+            earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
+            if earlier is not None:
+                return self._replay(earlier, print_), True
         payer = self.users.get(sender)
         self.users.get(recipient)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
@@ -35,11 +73,22 @@ class TransactionService:
             raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
         txn = {
-            "id": uuid.uuid4().hex, "sender": sender, "recipient": recipient,
-            "amount": amount, "state": INITIAL, "timestamp": now, "updated": now,
+            "id": txn_id or uuid.uuid4().hex, "sender": sender,
+            "recipient": recipient, "amount": amount, "state": INITIAL,
+            "timestamp": now, "updated": now, "fingerprint": print_,
         }
-        self.store.insert(TRANSACTIONS.name, txn)
-        return self._get(txn["id"])
+        inserted = self.store.insert(TRANSACTIONS.name, txn)
+        stored = self._get(txn["id"])
+        if not inserted:  # a concurrent retry with the same id got there first
+            return self._replay(stored, print_), True
+        return stored, False
+
+    @staticmethod
+    def _replay(earlier, print_):
+        if earlier["fingerprint"] != print_:
+            raise Conflict(f"transaction {earlier['id']!r} exists with a different "
+                           "sender, recipient or amount")
+        return earlier
 
     def complete(self, txn):
         return self.processor.run(txn)
@@ -47,7 +96,12 @@ class TransactionService:
     def process(self, limit=None):
         pending = self.store.scan(TRANSACTIONS.name, where={"state": PENDING},
                                   order_by=("timestamp", "id"), limit=limit)
-        done = [self.processor.run(txn) for txn in pending]
+        done = []
+        for txn in pending:
+            done.append(self.processor.run(txn))
+            # Under gevent this yields: a long run never starves the other
+            # requests or the worker's heartbeat (SQLite calls never yield).
+            time.sleep(0)
         return done, [t for t in done if t["state"] == FAILED]
 
     def find(self, txn_id):

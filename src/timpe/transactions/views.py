@@ -3,6 +3,7 @@ from pyramid.view import view_config
 from timpe.errors import InsufficientFunds
 from timpe.money import parse_amount
 from timpe.transactions.protocol import FAILED
+from timpe.transactions.services import transaction_id
 from timpe.web import success
 
 # Bodies and query parameters arrive checked against the OpenAPI document
@@ -10,26 +11,31 @@ from timpe.web import success
 
 
 def _create(request):
+    """Phase 1 for the request's body; a replay answers 200 instead of 201."""
     body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
-    return request.transactions.create(body["sender"], body["recipient"], amount)
+    txn_id = transaction_id(body.get("id"), request.headers.get("Idempotency-Key"))
+    txn, replayed = request.transactions.create(
+        body["sender"], body["recipient"], amount, txn_id=txn_id)
+    request.response.status = 200 if replayed else 201
+    if replayed:
+        request.response.headers["Idempotent-Replayed"] = "true"
+    return txn
 
 
 @view_config(route_name="transactions", request_method="POST")
 def create(request):
-    txn = _create(request)
-    request.response.status = 201
-    return success(request.transactions.view(txn))
+    return success(request.transactions.view(_create(request)))
 
 
 @view_config(route_name="transactions_immediately", request_method="POST")
 def create_immediately(request):
     service = request.transactions
+    # Completing also resumes a replayed transfer whose first node died.
     txn = service.complete(_create(request))
     if txn["state"] == FAILED:
         # Recorded, then lost the race for the funds: nothing moved.
         raise InsufficientFunds(txn["reason"], data=service.view(txn))
-    request.response.status = 201
     return success(service.view(txn))
 
 

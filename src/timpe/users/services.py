@@ -57,7 +57,7 @@ class UserService:
         return user
 
     def balance(self, user):
-        return self.ledger.head(user)["balance"]
+        return self.ledger.head(user["id"], user)["balance"]
 
     def find(self, uid):
         user = self.get(uid)

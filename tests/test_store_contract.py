@@ -1,0 +1,309 @@
+"""One contract for every store adapter: what the protocol may rely on.
+
+Runs against SQLite (a temp file) always, and against a live CrateDB cluster
+when TIMPE_CRATE_HOSTS names its nodes ("localhost:4200 localhost:4201"); each
+CrateDB run works in a schema of its own and drops it afterwards.
+Races use real OS processes, so the store, not the test, must serialise them.
+"""
+import multiprocessing
+import os
+import uuid
+
+import pytest
+
+from timpe.store.crate import CrateStore
+from timpe.store.schema import TABLES, TRANSACTIONS, USER_TRANSACTIONS, USERS
+from timpe.store.sqlite import SQLiteStore
+
+CRATE_HOSTS = os.environ.get("TIMPE_CRATE_HOSTS", "").strip()
+PROCESSES = 6
+
+
+class Spec:
+    """How to open the store under test; picklable, so each racing process
+    opens its own connection instead of inheriting one."""
+
+    def __init__(self, factory, **kwargs):
+        self.factory, self.kwargs = factory, kwargs
+
+    def open(self):
+        return self.factory(**self.kwargs)
+
+
+def sqlite_spec(tmp_path):
+    return Spec(SQLiteStore, path=tmp_path / "contract.sqlite")
+
+
+def crate_spec(tmp_path):
+    if not CRATE_HOSTS:
+        pytest.skip("CrateDB contract: set TIMPE_CRATE_HOSTS to a live cluster's hosts")
+    # The contract checks what scans return, which CrateDB promises only
+    # after a refresh: so these scans refresh first.
+    return Spec(CrateStore, hosts=CRATE_HOSTS, fresh_scans=True,
+                schema=f"timpe_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=[sqlite_spec, crate_spec], ids=["sqlite", "crate"])
+def spec(request, tmp_path):
+    spec = request.param(tmp_path)
+    yield spec
+    store = spec.open()
+    store.drop()
+    store.close()
+
+
+@pytest.fixture
+def store(spec):
+    store = spec.open()
+    store.setup()
+    yield store
+    store.close()
+
+
+def user(uid="u1", nickname="alice", **extra):
+    return {"id": uid, "nickname": nickname, "initial_balance": 0,
+            "head_seq": 0, "timestamp": 1, **extra}
+
+
+def entry(user_id="u1", seq=0, amount=100):
+    return {"user_id": user_id, "seq": seq, "transaction_id": None,
+            "kind": "deposit", "amount": amount, "balance": amount, "timestamp": 1}
+
+
+def without_version(row):
+    return {k: v for k, v in row.items() if k != "_version"}
+
+
+# -- racing processes -------------------------------------------------------------
+
+def _race_insert(spec, barrier, results, row):
+    store = spec.open()
+    barrier.wait()
+    results.put(store.insert(USERS.name, row))
+    store.close()
+
+
+def _race_cas(spec, barrier, results, version, nickname):
+    store = spec.open()
+    barrier.wait()
+    results.put((nickname, store.cas(USERS.name, ("u1",), version, {"nickname": nickname})))
+    store.close()
+
+
+def _count_up(spec, barrier, results, times):
+    """Increment head_seq ``times`` times by read + compare-and-set, retrying."""
+    store = spec.open()
+    barrier.wait()
+    wins = 0
+    while wins < times:
+        row = store.get(USERS.name, ("u1",))
+        if store.cas(USERS.name, ("u1",), row["_version"], {"head_seq": row["head_seq"] + 1}):
+            wins += 1
+    results.put(wins)
+    store.close()
+
+
+def race(target, spec, argss):
+    """Run ``target`` in one process per args tuple, released together."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(len(argss)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(spec, barrier, results, *args)) for args in argss]
+    for p in procs:
+        p.start()
+    outcome = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return outcome
+
+
+# -- insert-if-absent -------------------------------------------------------------
+
+def test_insert_new_row_then_get_it(store):
+    assert store.insert(USERS.name, user()) is True
+    assert without_version(store.get(USERS.name, ("u1",))) == user()
+
+
+def test_insert_taken_key_loses_and_changes_nothing(store):
+    assert store.insert(USERS.name, user()) is True
+    assert store.insert(USERS.name, user(nickname="mallory", head_seq=7)) is False
+    assert without_version(store.get(USERS.name, ("u1",))) == user()
+
+
+def test_insert_composite_key(store):
+    assert store.insert(USER_TRANSACTIONS.name, entry(seq=0)) is True
+    assert store.insert(USER_TRANSACTIONS.name, entry(seq=1)) is True
+    assert store.insert(USER_TRANSACTIONS.name, entry(user_id="u2", seq=0)) is True
+    assert store.insert(USER_TRANSACTIONS.name, entry(seq=1, amount=5)) is False
+    assert store.get(USER_TRANSACTIONS.name, ("u1", 1))["amount"] == 100
+
+
+def test_insert_race_between_processes_has_one_winner(store, spec):
+    rows = [(user(nickname=f"n{i}"),) for i in range(PROCESSES)]
+    outcome = race(_race_insert, spec, rows)
+    assert sorted(outcome) == [False] * (PROCESSES - 1) + [True]
+    # The row is exactly one racer's, not a mix.
+    assert store.get(USERS.name, ("u1",))["nickname"] in {f"n{i}" for i in range(PROCESSES)}
+
+
+def test_unknown_table_or_column_is_refused(store):
+    with pytest.raises(ValueError):
+        store.insert("accounts", {"id": "x"})
+    with pytest.raises(ValueError):
+        store.insert(USERS.name, user(balance=5))
+
+
+# -- get --------------------------------------------------------------------------
+
+def test_get_absent_is_none(store):
+    assert store.get(USERS.name, ("nobody",)) is None
+    assert store.get(USER_TRANSACTIONS.name, ("u1", 0)) is None
+
+
+def test_get_composite_key_and_every_column(store):
+    store.insert(USER_TRANSACTIONS.name, entry(seq=3))
+    row = store.get(USER_TRANSACTIONS.name, ("u1", 3))
+    assert set(row) == set(USER_TRANSACTIONS.columns) | {"_version"}
+    assert row["transaction_id"] is None
+    assert store.get(USER_TRANSACTIONS.name, ("u1", 4)) is None
+    assert store.get(USER_TRANSACTIONS.name, ("u2", 3)) is None
+
+
+def test_get_needs_the_whole_key(store):
+    with pytest.raises(ValueError):
+        store.get(USER_TRANSACTIONS.name, ("u1",))
+
+
+def test_money_is_exact_integer_cents(store):
+    big = 10**15 + 1  # more than a double holds exactly
+    store.insert(USER_TRANSACTIONS.name, entry(amount=big))
+    amount = store.get(USER_TRANSACTIONS.name, ("u1", 0))["amount"]
+    assert amount == big and isinstance(amount, int)
+
+
+# -- compare-and-set --------------------------------------------------------------
+
+def test_cas_applies_and_returns_a_new_token(store):
+    store.insert(USERS.name, user())
+    old = store.get(USERS.name, ("u1",))["_version"]
+    new = store.cas(USERS.name, ("u1",), old, {"head_seq": 8, "nickname": "alicia"})
+    assert new and new != old  # truthy: callers write `if store.cas(...)`
+    row = store.get(USERS.name, ("u1",))
+    assert (row["head_seq"], row["nickname"], row["_version"]) == (8, "alicia", new)
+    assert store.cas(USERS.name, ("u1",), new, {"head_seq": 16})
+
+
+def test_cas_with_a_stale_token_fails_and_changes_nothing(store):
+    store.insert(USERS.name, user())
+    old = store.get(USERS.name, ("u1",))["_version"]
+    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 8})
+    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 99}) is None
+    assert store.get(USERS.name, ("u1",))["head_seq"] == 8
+
+
+def test_cas_on_a_missing_row_fails(store):
+    store.insert(USERS.name, user())
+    version = store.get(USERS.name, ("u1",))["_version"]
+    assert store.cas(USERS.name, ("u2",), version, {"head_seq": 1}) is None
+    assert store.get(USERS.name, ("u2",)) is None
+
+
+def test_cas_never_changes_a_primary_key(store):
+    store.insert(USERS.name, user())
+    version = store.get(USERS.name, ("u1",))["_version"]
+    with pytest.raises(ValueError):
+        store.cas(USERS.name, ("u1",), version, {"id": "u9"})
+
+
+def test_cas_accepts_the_token_a_scan_returned(store):
+    store.insert(TRANSACTIONS.name, txn("t1", "initial"))
+    [found] = store.scan(TRANSACTIONS.name, where={"state": "initial"})
+    assert store.cas(TRANSACTIONS.name, ("t1",), found["_version"], {"state": "in progress"})
+
+
+def test_concurrent_cas_on_one_version_has_one_winner(store, spec):
+    store.insert(USERS.name, user())
+    version = store.get(USERS.name, ("u1",))["_version"]
+    outcome = race(_race_cas, spec, [(version, f"n{i}") for i in range(PROCESSES)])
+    winners = [(nick, token) for nick, token in outcome if token is not None]
+    assert len(winners) == 1
+    row = store.get(USERS.name, ("u1",))
+    assert (row["nickname"], row["_version"]) == winners[0]
+
+
+def test_cas_loses_no_update_under_contention(store, spec):
+    store.insert(USERS.name, user())
+    times = 15
+    assert race(_count_up, spec, [(times,)] * PROCESSES) == [times] * PROCESSES
+    assert store.get(USERS.name, ("u1",))["head_seq"] == times * PROCESSES
+
+
+# -- scan -------------------------------------------------------------------------
+
+def txn(tid, state, timestamp=1):
+    return {"id": tid, "sender": "a", "recipient": "b", "amount": 1, "state": state,
+            "timestamp": timestamp, "updated": timestamp}
+
+
+@pytest.fixture
+def three(store):
+    for tid, state, ts in (("t1", "initial", 30), ("t2", "committed", 10), ("t3", "initial", 20)):
+        store.insert(TRANSACTIONS.name, txn(tid, state, ts))
+    return store
+
+
+def ids(rows):
+    return [r["id"] for r in rows]
+
+
+def test_scan_everything(three):
+    rows = three.scan(TRANSACTIONS.name)
+    assert sorted(ids(rows)) == ["t1", "t2", "t3"]
+    assert all(set(r) == set(TRANSACTIONS.columns) | {"_version"} for r in rows)
+
+
+def test_scan_where_one_value_and_a_list(three):
+    assert sorted(ids(three.scan(TRANSACTIONS.name, where={"state": "initial"}))) == ["t1", "t3"]
+    both = three.scan(TRANSACTIONS.name, where={"state": ["committed", "finished"]})
+    assert ids(both) == ["t2"]
+    assert three.scan(TRANSACTIONS.name, where={"state": []}) == []
+    assert ids(three.scan(TRANSACTIONS.name, where={"state": "initial", "timestamp": 20})) == ["t3"]
+
+
+def test_scan_order_and_limit(three):
+    assert ids(three.scan(TRANSACTIONS.name, order_by="timestamp")) == ["t2", "t3", "t1"]
+    assert ids(three.scan(TRANSACTIONS.name, order_by=("timestamp DESC", "id"))) == ["t1", "t3", "t2"]
+    assert ids(three.scan(TRANSACTIONS.name, order_by="id desc", limit=2)) == ["t3", "t2"]
+    assert ids(three.scan(TRANSACTIONS.name, where={"state": "initial"},
+                          order_by="timestamp", limit=1)) == ["t3"]
+
+
+def test_scan_refuses_what_is_not_in_the_schema(three):
+    with pytest.raises(ValueError):
+        three.scan(TRANSACTIONS.name, where={"balance": 1})
+    with pytest.raises(ValueError):
+        three.scan(TRANSACTIONS.name, order_by="timestamp sideways")
+
+
+# -- setup, drop, sql ---------------------------------------------------------------
+
+def test_setup_is_idempotent_and_keeps_data(spec):
+    store = spec.open()
+    assert sorted(store.setup()) == sorted(TABLES)
+    store.insert(USERS.name, user())
+    assert store.setup() == []
+    assert store.get(USERS.name, ("u1",))["nickname"] == "alice"
+    store.close()
+
+
+def test_drop_removes_tables_and_data(store):
+    store.insert(USERS.name, user())
+    store.drop()
+    assert sorted(store.setup()) == sorted(TABLES)
+    assert store.get(USERS.name, ("u1",)) is None
+
+
+def test_sql_returns_columns_and_rows(store):
+    store.insert(USERS.name, user())
+    columns, rows = store.sql("SELECT id, nickname FROM users WHERE id = ?", ("u1",))
+    assert (columns, rows) == (["id", "nickname"], [("u1", "alice")])
