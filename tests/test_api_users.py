@@ -66,6 +66,20 @@ def test_malformed_body_is_400(app, store, raw):
     assert snapshot(store) == before
 
 
+@pytest.mark.parametrize("path", ["/users", "/transactions", "/transactions/immediately"])
+@pytest.mark.parametrize("raw", [
+    b"[" * 30000 + b"]" * 30000,
+    b'{"nickname": ' + b"[" * 20000 + b"]" * 20000 + b"}",
+    b'{"a":' * 10000 + b"1" + b"}" * 10000,
+])
+def test_deeply_nested_body_is_400(app, store, path, raw):
+    """Found by hand after fuzzing: the parser's recursion limit was a 500."""
+    before = snapshot(store)
+    err = app.post(path, raw, content_type="application/json", status=400).json
+    assert err["status"] == "failed" and "nested" in err["msg"]
+    assert snapshot(store) == before
+
+
 def test_oversized_body_is_413(app, store):
     before = snapshot(store)
     body = b'{"nickname": "' + b"a" * 70000 + b'"}'

@@ -45,6 +45,8 @@ def json_body(request):
         if isinstance(exc, BadRequest):
             raise
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[...]]]] within the size limit: the parser's stack
+        raise BadRequest("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
