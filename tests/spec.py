@@ -53,6 +53,7 @@ def check_response(registry, method, path, status, content_type, body):
 class SpecTestApp(TestApp):
     def do_request(self, req, status=None, expect_errors=None):
         res = super().do_request(req, status=status, expect_errors=expect_errors)
-        check_response(self.app.registry, req.method, req.path_info, res.status_int,
+        # The raw PATH_INFO: req.path_info raises on a path that is not UTF-8.
+        check_response(self.app.registry, req.method, req.environ["PATH_INFO"], res.status_int,
                        res.content_type, res.body)
         return res

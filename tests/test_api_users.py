@@ -93,6 +93,15 @@ def test_unknown_path_and_wrong_method_are_json(app):
     assert app.delete("/users", status=405).json["status"] == "failed"
 
 
+@pytest.mark.parametrize("url", [
+    "/users/%ff", "/transactions/%ff%fe", "/transactions?state=%ff", "/transactions?limit=%c3",
+])
+def test_url_that_is_not_utf8_is_400(app, url):
+    """Both were a 500: webob's and Pyramid's decoding errors escaped."""
+    err = app.get(url, status=400).json
+    assert err["status"] == "failed" and "UTF-8" in err["msg"]
+
+
 def test_probe_status(app):
     res = app.get("/probe_status")
     assert res.text == "OK" and res.content_type == "text/plain"

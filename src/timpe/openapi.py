@@ -112,8 +112,8 @@ def _error(description):
 
 
 ERRORS = {
-    "400": _error("bad input: malformed JSON, a missing, unknown or invalid field "
-                  "or query parameter"),
+    "400": _error("bad input: malformed JSON, a missing, unknown or invalid field, "
+                  "query parameter or header, or a URL that is not valid UTF-8"),
     "404": _error("unknown id"),
     "409": _error("conflict: the nickname is taken, or the transaction id or "
                   "Idempotency-Key was used with another body"),
@@ -197,7 +197,7 @@ PATHS = {
         "parameters": [ID_PARAM],
         "get": {"operationId": "show_user", "summary": "One user with balance",
                 "responses": {"200": _json("the user", _success(ref("User"))),
-                              **_errors("404", "503")}},
+                              **_errors("400", "404", "503")}},
     },
     "/transactions": {
         "get": {
@@ -219,7 +219,7 @@ PATHS = {
         "parameters": [ID_PARAM],
         "get": {"operationId": "show_transaction", "summary": "One transaction, with its state",
                 "responses": {"200": _json("the transaction", _success(ref("Transaction"))),
-                              **_errors("404", "503")}},
+                              **_errors("400", "404", "503")}},
     },
     "/process": {"post": _process()},
     "/probe_status": {

@@ -144,6 +144,13 @@ def _coerce(raw, schema):
     return raw
 
 
+def _query(request):
+    try:
+        return request.GET
+    except UnicodeDecodeError:  # webob decodes %ff as UTF-8 and fails
+        raise BadRequest("query string is not valid UTF-8 (percent-encoded)") from None
+
+
 class Operation:
     """One path + method of the spec, its validators compiled."""
 
@@ -172,7 +179,7 @@ class Operation:
         if self.body:
             validated["body"] = check(self.body, json_body(request))
         for where, (params, validator, defaults) in self.params.items():
-            source = request.GET if where == "query" else request.headers
+            source = _query(request) if where == "query" else request.headers
             given = {p["name"]: _coerce(source[p["name"]], p["schema"])
                      for p in params if p["name"] in source}
             check(validator, given)

@@ -3,6 +3,7 @@ import logging
 from decimal import Decimal
 
 import simplejson
+from pyramid.exceptions import URLDecodeError
 from pyramid.httpexceptions import HTTPException
 from pyramid.renderers import JSON
 from pyramid.response import Response
@@ -75,9 +76,16 @@ def http_error(exc, request):
     return failure(request, exc.status_int, exc.explanation or exc.title)
 
 
+@exception_view_config(URLDecodeError, renderer="json")
+def bad_url(exc, request):
+    # /users/%ff: the router cannot decode the path, so no route matched yet.
+    return failure(request, 400, "the path is not valid UTF-8 (percent-encoded)")
+
+
 @exception_view_config(Exception, renderer="json")
 def internal_error(exc, request):
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    # The raw PATH_INFO: request.path would re-raise on a path that cannot decode.
+    log.exception("unhandled error on %s %r", request.method, request.environ.get("PATH_INFO"))
     return failure(request, 500, "internal error")
 
 
