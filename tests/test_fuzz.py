@@ -14,25 +14,27 @@ TIMPE_FUZZ_EXAMPLES=500 TIMPE_FUZZ_RANDOM=1 pytest tests/test_fuzz.py
 """
 import json
 import os
+import urllib.parse
 
 import pytest
 import schemathesis
 import simplejson
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance, negative_data_rejection, response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import negative_data_rejection
 from webtest import TestApp
 
 from tests.conftest import snapshot
+from tests.spec import check_response
 from timpe import main
 from timpe.openapi import SPEC
 from timpe.store.sqlite import SQLiteStore
 
 MAX_EXAMPLES = int(os.environ.get("TIMPE_FUZZ_EXAMPLES", "100"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, negative_data_rejection]
+# Status, content type and body are checked by tests/spec.py against the
+# operation Pyramid really dispatched to: GET /users/{id} with id "register"
+# is GET /users/register, a 405, which schemathesis' own check would blame on
+# /users/{id}. (It also checks amounts exactly, as Decimals.)
+CHECKS = [not_a_server_error, negative_data_rejection]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,12 @@ def _known_users(case, users):
                 case.body[field] = users[pick]
 
 
+def _path(response):
+    """The path as sent, percent-decoded as the app saw it (WSGI's latin-1)."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(response.request.url).path,
+                                encoding="latin-1")
+
+
 @schema.parametrize()
 def test_api_under_fuzzing(case, world):
     store, wsgi, users = world
@@ -79,6 +87,8 @@ def test_api_under_fuzzing(case, world):
     before = snapshot(store)
     response = case.call(app=wsgi)
     case.validate_response(response, checks=CHECKS)
+    check_response(wsgi.registry, case.method, _path(response), response.status_code,
+                   response.headers["content-type"][0].split(";")[0], response.content)
     if response.status_code >= 400:
         body = response.json()
         assert body["status"] == "failed" and isinstance(body["msg"], str) and body["msg"]

@@ -60,6 +60,8 @@ def test_response_check_can_fail(app):
     ({}, {"id": "no spaces"}, "'id'"),
     ({}, {"id": 7}, "'id'"),
     ({}, {"id": "abc\n"}, "'id'"),  # Python's "$" matches before a final newline
+    ({}, {"id": "process"}, "'id'"),  # GET /transactions/process could never show it
+    ({}, {"id": "immediately"}, "'id'"),
 ])
 @pytest.mark.parametrize("path", ["/transactions", "/transactions/immediately"])
 def test_client_ids_and_keys_follow_the_spec(app, store, register, path, headers, body, msg):

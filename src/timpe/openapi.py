@@ -38,9 +38,7 @@ SCHEMAS = {
     "InitialBalance": _amount("minimum", "the initial balance"),
     "ClientTransactionId": {
         "type": "string", "pattern": f"^{CLIENT_ID.pattern}$",
-        "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -; a retry "
-                       "with the same id returns the first outcome (not with an "
-                       "Idempotency-Key too)",
+        # "not" and the description's end: below, once PATHS exist.
     },
     "NewUser": {
         "type": "object", "additionalProperties": False, "required": ["nickname"],
@@ -232,6 +230,26 @@ PATHS = {
                 "responses": {"200": _json("OpenAPI 3.1 document", {"type": "object"})}},
     },
 }
+
+
+
+def literal_children(prefix):
+    """Segments under ``prefix`` that literal routes take (/transactions/process):
+    Pyramid dispatches those before ``prefix{id}``, so they can never be ids."""
+    return sorted(path[len(prefix):] for path in PATHS if path.startswith(prefix)
+                  and path != prefix and not set("{/") & set(path[len(prefix):]))
+
+
+# A client-chosen id "process" would be stored, then unreachable at
+# GET /transactions/process: reserve the literal segments.
+_RESERVED = literal_children("/transactions/")
+SCHEMAS["ClientTransactionId"].update({
+    "not": {"enum": _RESERVED},
+    "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -, but not "
+                   f"{' or '.join(_RESERVED)}; a retry with the same id returns the first "
+                   "outcome (give no Idempotency-Key with it)",
+})
+
 
 SPEC = {
     "openapi": "3.1.0",
