@@ -1,21 +1,43 @@
-# TiMPE: `make test` runs the whole suite; the venv is made on first use.
+# TiMPE. `make run` brings the topology up, `make test` runs the whole suite,
+# `make stop` stops everything. The venv is made on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+STORE  ?= sqlite
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: test venv clean
+.PHONY: run stop status test venv haproxy configs clean
 
 venv: $(STAMP)
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "setuptools<82" wheel pip
+	$(BIN)/pip install -q --upgrade "setuptools<81" wheel pip
 	$(BIN)/pip install -q -e ".[test,docs]"
 	touch $@
 
-test: $(STAMP)
+# HAProxy comes from the OS packages (Debian/Ubuntu); /usr/sbin may not be on PATH.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
+
+run: $(STAMP) haproxy
+	$(BIN)/timpe-topology up --store $(STORE)
+
+stop:
+	@if [ -x $(BIN)/timpe-topology ]; then $(BIN)/timpe-topology down; else echo "not running"; fi
+
+status: $(STAMP)
+	@$(BIN)/timpe-topology status
+
+test: $(STAMP) haproxy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-clean:
+# Regenerate supervisord.conf and haproxy.cfg after editing etc/*.in.
+configs: $(STAMP)
+	$(BIN)/timpe-topology render
+
+clean: stop
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

@@ -14,6 +14,21 @@ install_requires = [
     "crash>=0.31",
 ]
 
+# The operator commands; bin/<name> runs timpe-<name> (buildout.cfg maps them too).
+console_scripts = [
+    "timpe-app = timpe.cli.node:app",
+    "timpe-supervisord = timpe.cli.node:supervisord",
+    "timpe-supervisorctl = timpe.cli.node:supervisorctl",
+    "timpe-crate_setup = timpe.cli.db:setup",
+    "timpe-crate_cleanup = timpe.cli.db:cleanup",
+    "timpe-crate_testdata = timpe.cli.db:testdata",
+    "timpe-crash = timpe.cli.crash:main",
+    "timpe-u2u_transactions = timpe.cli.u2u:run_main",
+    "timpe-sphinx = timpe.cli.docs:main",
+    "timpe-test = timpe.cli.runner:main",
+    "timpe-topology = timpe.cli.topology:main",
+]
+
 tests_require = [
     "pytest>=8",
     "pytest-timeout>=2",
@@ -22,6 +37,8 @@ tests_require = [
     "openapi-spec-validator>=0.7",
     "schemathesis>=4,<5",
     "hypothesis>=6",
+    "zc.buildout>=3",
+    "zc.recipe.egg>=2",
 ]
 
 setup(
@@ -39,5 +56,6 @@ setup(
     extras_require={"test": tests_require, "docs": ["sphinx>=7"]},
     entry_points={
         "paste.app_factory": ["main = timpe:main"],
+        "console_scripts": console_scripts,
     },
 )

@@ -1,9 +1,11 @@
 """TiMPE: user-to-user transfers on a shared-nothing, eventually consistent store."""
-from pyramid.config import Configurator
 
 
 def main(global_config, **settings):
     """The WSGI application (PasteDeploy entry point ``egg:timpe``)."""
+    # Imported here: the bin/ commands import timpe without needing Pyramid.
+    from pyramid.config import Configurator
+
     with Configurator(settings=settings) as config:
         config.include("timpe.web")
         config.include("timpe.validation")

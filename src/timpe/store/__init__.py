@@ -1,5 +1,5 @@
 """The store port: the adapter is picked by the dotted name in ``timpe.store``."""
-from pyramid.path import DottedNameResolver
+import importlib
 
 from timpe.store.interfaces import IStore
 
@@ -7,7 +7,12 @@ DEFAULT = "timpe.store.sqlite.SQLiteStore"
 
 
 def store_from_settings(settings):
-    factory = DottedNameResolver().maybe_resolve(settings.get("timpe.store", DEFAULT))
+    dotted = settings.get("timpe.store", DEFAULT)
+    module, _, name = dotted.replace(":", ".").rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"timpe.store = {dotted!r} names no store adapter: {exc}") from exc
     return factory.from_settings(settings)
 
 

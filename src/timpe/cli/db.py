@@ -1,0 +1,63 @@
+"""bin/crate_setup, bin/crate_cleanup, bin/crate_testdata: the store's tables
+and the seed's test users, on whichever store the ini configures."""
+import argparse
+import sys
+
+from timpe.cli import add_config_argument, open_store
+from timpe.errors import Conflict, StoreUnavailable
+from timpe.money import UNIT
+
+#: The seed's four test users (etc/crate_testdata.sh had four). The load
+#: tool moves money from elon_musk to nikola_tesla, so they hold plenty.
+TEST_USERS = (
+    ("elon_musk", 100_000_000),
+    ("nikola_tesla", 100_000_000),
+    ("marie_curie", 10_000),
+    ("alan_turing", 10_000),
+)
+
+
+def _parser(description):
+    parser = argparse.ArgumentParser(description=description)
+    add_config_argument(parser)
+    return parser
+
+
+def setup(argv=None):
+    args = _parser("Create the store's tables. Safe to re-run: destroys nothing.").parse_args(argv)
+    store = open_store(args.config)
+    created = store.setup()
+    if created:
+        print(f"created tables on {store.name}: {', '.join(created)}")
+    else:
+        print(f"all tables exist on {store.name}; nothing changed")
+
+
+def cleanup(argv=None):
+    parser = _parser("Drop every table and ALL data of the store.")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    args = parser.parse_args(argv)
+    store = open_store(args.config)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            sys.exit("crate_cleanup deletes all data: pass --yes to confirm")
+        answer = input(f"Delete ALL data of the {store.name} store ({args.config})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            sys.exit("aborted; nothing deleted")
+    store.drop()
+    print(f"dropped all tables of the {store.name} store")
+
+
+def testdata(argv=None):
+    args = _parser("Register the seed's four test users. Re-running skips existing ones.").parse_args(argv)
+    from timpe.users.services import UserService
+
+    users = UserService(open_store(args.config))
+    for nickname, balance in TEST_USERS:
+        try:
+            user = users.register(nickname, balance * UNIT)
+            print(f"registered {nickname} ({user['id']}) with balance {balance}")
+        except Conflict:
+            print(f"{nickname} is registered already; left as it is")
+        except StoreUnavailable as exc:
+            sys.exit(f"{exc}\n(have the tables been created? run bin/crate_setup)")

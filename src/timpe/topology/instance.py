@@ -1,0 +1,163 @@
+"""One running instance of the topology, driven through supervisord.
+
+supervisord is started as a daemon and controlled over its unix socket with
+XML-RPC. Stopping waits until supervisord is gone and then makes sure no
+process group it ran is left (by the ids it reported), so nothing strays.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+
+import requests
+from supervisor.xmlrpc import SupervisorTransport
+
+from timpe.paths import default_config
+
+
+class TopologyError(RuntimeError):
+    pass
+
+
+def _python_env(config=None):
+    # supervisord runs in a child interpreter that must see our sys.path
+    # (a venv or a buildout's eggs alike); its programs inherit TIMPE_CONFIG.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env["TIMPE_CONFIG"] = str(config or default_config())
+    return env
+
+
+def _alive(pid, send=os.kill):
+    """Does process ``pid`` (with ``send=os.killpg``: process group) exist?"""
+    try:
+        send(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait(predicate, timeout, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class Topology:
+    def __init__(self, conf, var, app_config=None):
+        self.conf = Path(conf)
+        self.var = Path(var)
+        self.app_config = app_config  # the app nodes' ini; None: $TIMPE_CONFIG or etc/app.ini
+        self.socket = self.var / "run" / "supervisor.sock"
+        self.pidfile = self.var / "run" / "supervisord.pid"
+
+    # -- supervisord ----------------------------------------------------------
+
+    def rpc(self):
+        transport = SupervisorTransport(serverurl=f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def supervisord_pid(self):
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def is_up(self):
+        if self.supervisord_pid() is None:
+            return False
+        try:
+            return self.rpc().getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Error):
+            return False
+
+    def start(self, timeout=30):
+        """Start supervisord (or apply a changed config to the running one)."""
+        for sub in ("log", "run"):
+            (self.var / sub).mkdir(parents=True, exist_ok=True)
+        if self.is_up():
+            self.supervisorctl("update")
+            self.rpc().startAllProcesses(True)
+        else:
+            subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
+                           env=_python_env(self.app_config), check=True)
+            if not _wait(self.is_up, timeout):
+                raise TopologyError(f"supervisord did not come up; see {self.var}/log/supervisord.log")
+        return self.wait_running(timeout)
+
+    def supervisorctl(self, *args, check=True):
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf), *args],
+            env=_python_env(self.app_config), check=check, capture_output=True, text=True)
+
+    # -- processes --------------------------------------------------------------
+
+    def processes(self):
+        return {p["name"]: p for p in self.rpc().getAllProcessInfo()}
+
+    def pid(self, name):
+        info = self.processes()[name]
+        return info["pid"] if info["statename"] == "RUNNING" else None
+
+    def wait_running(self, timeout=30, names=None):
+        """Wait until every (named) program is RUNNING; return {name: pid}."""
+        def running():
+            procs = self.processes()
+            wanted = names or procs
+            return all(procs[n]["statename"] == "RUNNING" for n in wanted)
+        if not _wait(running, timeout, 0.2):
+            states = {n: p["statename"] for n, p in self.processes().items()}
+            raise TopologyError(f"programs not running after {timeout}s: {states}; "
+                                f"see {self.var}/log/")
+        return {n: p["pid"] for n, p in self.processes().items()}
+
+    def kill_node(self, name):
+        """SIGKILL a program's whole process tree (gunicorn master and workers)."""
+        pid = self.pid(name)
+        if pid is None:
+            raise TopologyError(f"{name} is not running")
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        return pid
+
+    # -- stop -----------------------------------------------------------------
+
+    def stop(self, timeout=30):
+        """Stop every program and supervisord; leave no process behind."""
+        pid = self.supervisord_pid()
+        if pid is None:
+            return False
+        groups = []
+        try:
+            groups = [p["pid"] for p in self.rpc().getAllProcessInfo() if p["pid"]]
+            self.rpc().shutdown()
+        except (OSError, xmlrpc.client.Error):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait(lambda: not _alive(pid), timeout):
+            os.kill(pid, signal.SIGKILL)
+            _wait(lambda: not _alive(pid), 5)
+        # Each program runs in its own process group led by the pid supervisor
+        # reported: whatever is still in one of them is a stray.
+        for pgid in groups:
+            if _alive(pgid, os.killpg):
+                os.killpg(pgid, signal.SIGKILL)
+        return True
+
+    # -- HTTP -----------------------------------------------------------------
+
+    @staticmethod
+    def wait_http(url, timeout=30):
+        def answers():
+            try:
+                return requests.get(url, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        if not _wait(answers, timeout, 0.2):
+            raise TopologyError(f"{url} did not answer 200 within {timeout}s")

@@ -1,0 +1,75 @@
+"""A small client of the API for the end-to-end tests."""
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import requests
+
+
+def nick(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Api:
+    def __init__(self, url, timeout=30):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._local = threading.local()  # one Session per thread
+
+    @property
+    def session(self):
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def call(self, method, path, **kwargs):
+        response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
+        return response.status_code, response.json(parse_float=Decimal)
+
+    def register(self, nickname, balance):
+        status, body = self.call("POST", "/users", json={"nickname": nickname, "balance": balance})
+        assert status == 201, body
+        return body["data"]["id"]
+
+    def balance(self, uid):
+        status, body = self.call("GET", f"/users/{uid}")
+        assert status == 200, body
+        return body["data"]["balance"]
+
+    def transfer(self, sender, recipient, amount, immediately=False):
+        path = "/transactions/immediately" if immediately else "/transactions"
+        return self.call("POST", path, json={"sender": sender, "recipient": recipient,
+                                             "amount": amount})
+
+    def process(self):
+        status, body = self.call("POST", "/process")
+        assert status == 200, body
+        return body
+
+    def state(self, txn_id):
+        status, body = self.call("GET", f"/transactions/{txn_id}")
+        assert status == 200, body
+        return body["data"]["state"]
+
+
+def process_all(api, rounds=5):
+    """POST /process until a round finds nothing left to do."""
+    for _ in range(rounds):
+        if api.process()["processed"] == 0:
+            return
+    raise AssertionError(f"still processing after {rounds} rounds")
+
+
+def run_threads(count, target, *args):
+    threads = [threading.Thread(target=target, args=(i, *args), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def join_all(threads, timeout=60):
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "load threads did not stop"

@@ -1,0 +1,79 @@
+"""bin/ commands against the running test topology."""
+import os
+import subprocess
+
+from timpe.paths import BIN
+
+
+def bin_(name, *args, **kwargs):
+    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def test_u2u_transactions(topology):
+    assert bin_("crate_testdata", "--config", str(topology.ini)).returncode == 0
+    for flags in ([], ["-i"]):
+        done = bin_("u2u_transactions", "--url", topology.url, "-t", "40", "-c", "4", *flags)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "balances add up" in done.stdout
+        assert "N(N+1)/2 = 820" in done.stdout
+
+
+def test_crash_runs_the_seed_checks(topology):
+    bin_("crate_testdata", "--config", str(topology.ini))
+    users = bin_("crash", "--config", str(topology.ini), input="SELECT * FROM users\n")
+    assert users.returncode == 0, users.stderr
+    assert "elon_musk" in users.stdout and "rows in set" in users.stdout
+    sums = bin_("crash", "--config", str(topology.ini),
+                input="SELECT user_id, sum(amount) FROM user_transactions GROUP BY user_id")
+    assert sums.returncode == 0, sums.stderr
+    assert "sum(amount)" in sums.stdout
+
+
+def test_supervisorctl_status(topology):
+    status = bin_("supervisorctl", "-c", str(topology.home / "supervisord.conf"), "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for name in ("haproxy", "app", "app2"):
+        assert name in status.stdout
+    assert status.stdout.count("RUNNING") == 3
+
+
+def test_app_runs_one_node_in_the_foreground(tmp_path):
+    import shutil
+    import signal
+    import time
+
+    import requests
+
+    from tests.e2e.conftest import free_ports
+    from timpe.paths import APP_INI
+
+    (tmp_path / "etc").mkdir()
+    shutil.copy(APP_INI, tmp_path / "etc" / "app.ini")
+    port = free_ports(1)[0]
+    node = subprocess.Popen([str(BIN / "app"), "--config", str(tmp_path / "etc" / "app.ini"),
+                             "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/probe_status", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert answer.status_code == 200 and answer.text == "OK"
+    finally:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            raise
+
+
+def test_bin_test_runs_pytest():
+    done = bin_("test", "--collect-only", "-q", "tests/topology/test_configs.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "test_committed_file_is_the_rendered_template" in done.stdout
