@@ -43,9 +43,10 @@ def processes_under(directory):
 
 
 class Running:
-    def __init__(self, home, ports, topology):
+    def __init__(self, home, ports, supervisor_port, topology):
         self.home = home
         self.ports = ports
+        self.supervisor_port = supervisor_port
         self.topology = topology
         self.ini = home / "etc" / "app.ini"
         self.url = f"http://127.0.0.1:{ports.haproxy}"
@@ -74,13 +75,15 @@ def topology(tmp_path_factory):
     (home / "etc").mkdir()
     # The same app.ini; its %(here)s/../var puts the SQLite file in home/var.
     shutil.copy(APP_INI, home / "etc" / "app.ini")
-    ports = Ports(*free_ports(3))
+    *app_ports, supervisor_port = free_ports(4)
+    ports = Ports(*app_ports)
     render_configs(home, parameters(
         ports, bindir=str(BIN), haproxy=haproxy, bind="127.0.0.1", identifier="timpe-e2e",
+        supervisor_port=supervisor_port,
         # Short intervals so a killed node is noticed and restarted quickly.
         check_inter="300ms", check_fastinter="200ms", connect_timeout="500ms", startsecs=1,
     ))
-    running = Running(home, ports, Topology(home / "supervisord.conf", home / "var",
+    running = Running(home, ports, supervisor_port, Topology(home / "supervisord.conf", home / "var",
                                             app_config=home / "etc" / "app.ini"))
     db.setup(["--config", str(running.ini)])
     try:

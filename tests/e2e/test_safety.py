@@ -1,10 +1,13 @@
 """Safe retries across nodes, the audit of the stored rows, the stats page."""
 import http.client
+import stat
 import threading
+import xmlrpc.client
 from collections import Counter, defaultdict
 
 from tests.e2e.api import Api, join_all, nick, process_all, run_threads
 from timpe.audit import audit
+from timpe.topology import credentials
 
 
 def test_duplicate_submissions_through_both_nodes_transfer_once(topology):
@@ -61,3 +64,27 @@ def test_stats_page_answers_local_operators_only(topology):
 
     assert status_from("127.0.0.1") == 200
     assert status_from("127.0.0.2") == 403
+
+
+def test_supervisor_control_port_asks_for_the_login_made_on_first_run(topology):
+    secret = credentials.secret_file(topology.home / "var")
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    user, password = credentials.credentials(topology.home / "var")
+    assert len(password) >= 24
+    port = topology.supervisor_port
+    anonymous = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/RPC2")
+    try:
+        anonymous.supervisor.getState()
+        raise AssertionError("the control port answered without a login")
+    except xmlrpc.client.ProtocolError as exc:
+        assert exc.errcode == 401
+    wrong = xmlrpc.client.ServerProxy(f"http://{user}:wrong@127.0.0.1:{port}/RPC2")
+    try:
+        wrong.supervisor.getState()
+        raise AssertionError("the control port took a wrong password")
+    except xmlrpc.client.ProtocolError as exc:
+        assert exc.errcode == 401
+    operator = xmlrpc.client.ServerProxy(f"http://{user}:{password}@127.0.0.1:{port}/RPC2")
+    assert operator.supervisor.getState()["statename"] == "RUNNING"
+    # A second run keeps the login it made the first time.
+    assert credentials.credentials(topology.home / "var") == (user, password)
