@@ -100,3 +100,24 @@ def test_concurrent_duplicates_from_many_processes_transfer_once(store, db_path,
     service = TransactionService(store)
     assert service.users.find(a)["balance"] == 980 and service.users.find(b)["balance"] == 20
     assert_sound(store)
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_retry_after_the_first_node_died_at_any_step_transfers_once(store, register, mode):
+    from tests.faults import Crash, FaultyStore
+
+    a, b = register("payer", 1000), register("payee", 0)
+    healthy = TransactionService(store)
+    steps = 24  # more primitive calls than one immediate transfer makes
+    for k in range(1, steps + 1):
+        txn_id = transaction_id(idempotency_key=f"retry-{k}")
+        dying = TransactionService(FaultyStore(store, crash_at=k, mode=mode))
+        try:
+            dying.complete(dying.create(a, b, 100, txn_id=txn_id)[0])
+        except Crash:
+            pass
+        txn, _ = healthy.create(a, b, 100, txn_id=txn_id)  # the client's retry
+        assert healthy.complete(txn)["state"] == "finished"
+    assert healthy.users.find(a)["balance"] == 1000 - steps
+    assert healthy.users.find(b)["balance"] == steps
+    assert_sound(store)
