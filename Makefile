@@ -13,7 +13,7 @@ venv: $(STAMP)
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "setuptools<81" wheel pip
+	$(BIN)/pip install -q --upgrade "setuptools<82" wheel pip
 	$(BIN)/pip install -q -e ".[test,docs]"
 	touch $@
 

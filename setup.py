@@ -9,6 +9,7 @@ install_requires = [
     "supervisor>=4.2",
     "requests>=2.31",
     "crate>=1.0",
+    "jsonschema>=4.18",
     # bin/crash: the real CrateDB shell when the store is CrateDB.
     "crash>=0.31",
 ]
@@ -34,6 +35,9 @@ tests_require = [
     "pytest-timeout>=2",
     "WebTest>=3",
     "cratedb-sqlparse>=0.0.10",
+    "openapi-spec-validator>=0.7",
+    "schemathesis>=4,<5",
+    "hypothesis>=6",
     "zc.buildout>=3",
     "zc.recipe.egg>=2",
 ]

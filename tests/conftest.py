@@ -1,6 +1,6 @@
 import pytest
-from webtest import TestApp
 
+from tests.spec import SpecTestApp
 from timpe import main
 from timpe.audit import audit
 from timpe.store.sqlite import SQLiteStore
@@ -21,7 +21,8 @@ def store(db_path):
 
 @pytest.fixture
 def app(store, db_path):
-    return TestApp(main({}, **{"sqlite.path": db_path}))
+    """The WSGI app; every response it gives is checked against the OpenAPI spec."""
+    return SpecTestApp(main({}, **{"sqlite.path": db_path}))
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ def test_duplicate_nickname_is_409_and_keeps_the_first(app, store, register):
     {}, {"balance": 5}, {"nickname": ""}, {"nickname": "   "}, {"nickname": 7},
     {"nickname": None}, {"nickname": ["a"]}, {"nickname": "x" * 65},
     {"nickname": "tab\there"}, {"nickname": "nul\x00"}, {"nickname": "lone \ud800"},
+    {"nickname": "bob\n"}, {"nickname": "\u00a0\u2003"}, {"nickname": "nel\u0085"},
     {"nickname": "bob", "balance": -1}, {"nickname": "bob", "balance": "5"},
     {"nickname": "bob", "balance": True}, {"nickname": "bob", "balance": 0.001},
     {"nickname": "bob", "balance": None}, {"nickname": "bob", "extra": 1},
@@ -65,6 +66,20 @@ def test_malformed_body_is_400(app, store, raw):
     assert snapshot(store) == before
 
 
+@pytest.mark.parametrize("path", ["/users", "/transactions", "/transactions/immediately"])
+@pytest.mark.parametrize("raw", [
+    b"[" * 30000 + b"]" * 30000,
+    b'{"nickname": ' + b"[" * 20000 + b"]" * 20000 + b"}",
+    b'{"a":' * 10000 + b"1" + b"}" * 10000,
+])
+def test_deeply_nested_body_is_400(app, store, path, raw):
+    """Found by hand after fuzzing: the parser's recursion limit was a 500."""
+    before = snapshot(store)
+    err = app.post(path, raw, content_type="application/json", status=400).json
+    assert err["status"] == "failed" and "nested" in err["msg"]
+    assert snapshot(store) == before
+
+
 def test_oversized_body_is_413(app, store):
     before = snapshot(store)
     body = b'{"nickname": "' + b"a" * 70000 + b'"}'
@@ -76,6 +91,15 @@ def test_oversized_body_is_413(app, store):
 def test_unknown_path_and_wrong_method_are_json(app):
     assert app.get("/nowhere", status=404).json["status"] == "failed"
     assert app.delete("/users", status=405).json["status"] == "failed"
+
+
+@pytest.mark.parametrize("url", [
+    "/users/%ff", "/transactions/%ff%fe", "/transactions?state=%ff", "/transactions?limit=%c3",
+])
+def test_url_that_is_not_utf8_is_400(app, url):
+    """Both were a 500: webob's and Pyramid's decoding errors escaped."""
+    err = app.get(url, status=400).json
+    assert err["status"] == "failed" and "UTF-8" in err["msg"]
 
 
 def test_probe_status(app):
@@ -105,3 +129,32 @@ class CountingStore:
 
     def __getattr__(self, name):
         return getattr(self.store, name)
+
+
+def test_nickname_rule_is_unicode_categories():
+    """The spec's regex says exactly: no Cc, no Cs, not blank."""
+    import sys
+    import unicodedata
+    from timpe.users.services import check_nickname
+    from timpe.errors import BadRequest
+
+    def accepted(nickname):
+        try:
+            return check_nickname(nickname) == nickname
+        except BadRequest:
+            return False
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        allowed = unicodedata.category(ch) not in ("Cc", "Cs")
+        assert accepted(f"a{ch}b") == allowed, hex(code)
+        assert accepted(ch) == (allowed and not ch.isspace()), hex(code)
+
+
+def test_nickname_check_is_linear_time(app, store):
+    """No catastrophic backtracking on a body at the size limit."""
+    import time
+    for nickname in (" " * 60000 + "\x00", "a" * 60000 + "\x00", "a " * 30000 + "\x01"):
+        started = time.perf_counter()
+        app.post_json("/users", {"nickname": nickname}, status=400)
+        assert time.perf_counter() - started < 1

@@ -1,26 +1,23 @@
 """Real OS processes on one SQLite file, as app nodes share one store."""
-import multiprocessing
 import random
 
 import pytest
 
 from tests.conftest import assert_sound
+from tests.processes import race
 from timpe.errors import InsufficientFunds
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
 
-ctx = multiprocessing.get_context("spawn")
-
-
-def _process_worker(path, barrier, results):
+def _process_worker(barrier, results, path):
     store = SQLiteStore(path)
     barrier.wait()
     done, failed = TransactionService(store).process()
     results.put((len(done), len(failed)))
 
 
-def _spend_worker(path, barrier, results, sender, recipients, amount, count):
+def _spend_worker(barrier, results, path, sender, recipients, amount, count):
     store = SQLiteStore(path)
     service = TransactionService(store)
     barrier.wait()
@@ -34,19 +31,6 @@ def _spend_worker(path, barrier, results, sender, recipients, amount, count):
     results.put(outcome)
 
 
-def run_processes(target, count, *args):
-    barrier, results = ctx.Barrier(count), ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args[:1], barrier, results, *args[1:]))
-             for _ in range(count)]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
-    return outcomes
-
-
 @pytest.mark.timeout(180)
 def test_four_processes_run_phase_two_on_the_same_queue(store, db_path):
     users = UserService(store)
@@ -56,7 +40,7 @@ def test_four_processes_run_phase_two_on_the_same_queue(store, db_path):
     for _ in range(300):
         sender, recipient = rnd.sample(ids, 2)
         queued.append(service.create(sender, recipient, rnd.randint(1, 300) * 100)[0]["id"])
-    outcomes = run_processes(_process_worker, 4, db_path)
+    outcomes = race(_process_worker, [(db_path,)] * 4)
     states = [service.find(t)["state"] for t in queued]
     assert set(states) <= {"finished", "failed"}
     assert states.count("failed") > 0  # the queue overdraws: some must fail
@@ -71,7 +55,7 @@ def test_concurrent_debits_race_for_one_balance(store, db_path):
     users = UserService(store)
     sender = users.register("hot", 10000)["id"]  # 100.00
     recipients = [users.register(f"r{i}", 0)["id"] for i in range(3)]
-    outcomes = run_processes(_spend_worker, 6, db_path, sender, recipients, 700, 25)
+    outcomes = race(_spend_worker, [(db_path, sender, recipients, 700, 25)] * 6)
     finished = sum(o["finished"] for o in outcomes)
     assert finished == 14  # 14 * 7.00 fits in 100.00, a 15th never does
     assert sum(sum(o.values()) for o in outcomes) == 150

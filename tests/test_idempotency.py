@@ -1,14 +1,10 @@
 """Safe retries: a client's id or an Idempotency-Key never transfers twice."""
-import multiprocessing
-
 import pytest
 
 from tests.conftest import assert_sound, snapshot
+from tests.processes import race
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService, transaction_id
-
-ctx = multiprocessing.get_context("spawn")
-
 
 @pytest.fixture
 def pair(register):
@@ -81,7 +77,7 @@ def test_bad_ids_and_keys_are_400(app, store, pair, body_id, key):
     assert snapshot(store) == before
 
 
-def _submit(path, barrier, results, sender, recipient):
+def _submit(barrier, results, path, sender, recipient):
     service = TransactionService(SQLiteStore(path))
     barrier.wait()
     outcome = []
@@ -95,13 +91,7 @@ def _submit(path, barrier, results, sender, recipient):
 @pytest.mark.timeout(120)
 def test_concurrent_duplicates_from_many_processes_transfer_once(store, db_path, register):
     a, b = register("payer", 1000), register("payee", 0)
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_submit, args=(db_path, barrier, results, a, b)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=90) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
+    outcomes = race(_submit, [(db_path, a, b)] * 4)
     for n in range(20):
         attempts = [o[n] for o in outcomes]
         assert len({tid for tid, _, _ in attempts}) == 1
@@ -109,4 +99,25 @@ def test_concurrent_duplicates_from_many_processes_transfer_once(store, db_path,
         assert {state for _, _, state in attempts} == {"finished"}
     service = TransactionService(store)
     assert service.users.find(a)["balance"] == 980 and service.users.find(b)["balance"] == 20
+    assert_sound(store)
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_retry_after_the_first_node_died_at_any_step_transfers_once(store, register, mode):
+    from tests.faults import Crash, FaultyStore
+
+    a, b = register("payer", 1000), register("payee", 0)
+    healthy = TransactionService(store)
+    steps = 24  # more primitive calls than one immediate transfer makes
+    for k in range(1, steps + 1):
+        txn_id = transaction_id(idempotency_key=f"retry-{k}")
+        dying = TransactionService(FaultyStore(store, crash_at=k, mode=mode))
+        try:
+            dying.complete(dying.create(a, b, 100, txn_id=txn_id)[0])
+        except Crash:
+            pass
+        txn, _ = healthy.create(a, b, 100, txn_id=txn_id)  # the client's retry
+        assert healthy.complete(txn)["state"] == "finished"
+    assert healthy.users.find(a)["balance"] == 1000 - steps
+    assert healthy.users.find(b)["balance"] == steps
     assert_sound(store)

@@ -17,6 +17,11 @@ def test_parse_exact(value, cents):
 @pytest.mark.parametrize("value", [
     0, -1, Decimal("-0.01"), Decimal("0.001"), Decimal("1000000000.01"),
     True, False, "10", None, [], {}, 1.5, Decimal("NaN"), Decimal("Infinity"),
+    # More digits than Decimal's 28-digit context: cents * 100 would round
+    # them away and accept a sub-cent amount as a whole cent.
+    Decimal("0.01000000000000000000000000000001"),
+    Decimal("999999999.999999999999999999999"),
+    Decimal("1E+999999"), Decimal("1E-999999"),
 ])
 def test_parse_rejects(value):
     with pytest.raises(BadRequest):

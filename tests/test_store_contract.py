@@ -5,11 +5,12 @@ when TIMPE_CRATE_HOSTS names its nodes ("localhost:4200 localhost:4201"); each
 CrateDB run works in a schema of its own and drops it afterwards.
 Races use real OS processes, so the store, not the test, must serialise them.
 """
-import multiprocessing
 import os
 import uuid
 
 import pytest
+
+from tests.processes import race
 
 from timpe.store.crate import CrateStore
 from timpe.store.schema import TABLES, TRANSACTIONS, USER_TRANSACTIONS, USERS
@@ -76,21 +77,21 @@ def without_version(row):
 
 # -- racing processes -------------------------------------------------------------
 
-def _race_insert(spec, barrier, results, row):
+def _race_insert(barrier, results, spec, row):
     store = spec.open()
     barrier.wait()
     results.put(store.insert(USERS.name, row))
     store.close()
 
 
-def _race_cas(spec, barrier, results, version, nickname):
+def _race_cas(barrier, results, spec, version, nickname):
     store = spec.open()
     barrier.wait()
     results.put((nickname, store.cas(USERS.name, ("u1",), version, {"nickname": nickname})))
     store.close()
 
 
-def _count_up(spec, barrier, results, times):
+def _count_up(barrier, results, spec, times):
     """Increment head_seq ``times`` times by read + compare-and-set, retrying."""
     store = spec.open()
     barrier.wait()
@@ -101,20 +102,6 @@ def _count_up(spec, barrier, results, times):
             wins += 1
     results.put(wins)
     store.close()
-
-
-def race(target, spec, argss):
-    """Run ``target`` in one process per args tuple, released together."""
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(len(argss)), ctx.Queue()
-    procs = [ctx.Process(target=target, args=(spec, barrier, results, *args)) for args in argss]
-    for p in procs:
-        p.start()
-    outcome = [results.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
-    return outcome
 
 
 # -- insert-if-absent -------------------------------------------------------------
@@ -148,7 +135,7 @@ def test_insert_composite_key(store):
 
 def test_insert_race_between_processes_has_one_winner(store, spec):
     rows = [(user(nickname=f"n{i}"),) for i in range(PROCESSES)]
-    outcome = race(_race_insert, spec, rows)
+    outcome = race(_race_insert, [(spec, *args) for args in rows], "fork")
     assert sorted(outcome) == [False] * (PROCESSES - 1) + [True]
     # The row is exactly one racer's, not a mix.
     assert store.get(USERS.name, ("u1",))["nickname"] in {f"n{i}" for i in range(PROCESSES)}
@@ -232,7 +219,7 @@ def test_cas_accepts_the_token_a_scan_returned(store):
 def test_concurrent_cas_on_one_version_has_one_winner(store, spec):
     store.insert(USERS.name, user())
     version = store.get(USERS.name, ("u1",))["_version"]
-    outcome = race(_race_cas, spec, [(version, f"n{i}") for i in range(PROCESSES)])
+    outcome = race(_race_cas, [(spec, version, f"n{i}") for i in range(PROCESSES)], "fork")
     winners = [(nick, token) for nick, token in outcome if token is not None]
     assert len(winners) == 1
     row = store.get(USERS.name, ("u1",))
@@ -242,7 +229,7 @@ def test_concurrent_cas_on_one_version_has_one_winner(store, spec):
 def test_cas_loses_no_update_under_contention(store, spec):
     store.insert(USERS.name, user())
     times = 15
-    assert race(_count_up, spec, [(times,)] * PROCESSES) == [times] * PROCESSES
+    assert race(_count_up, [(spec, times)] * PROCESSES, "fork") == [times] * PROCESSES
     assert store.get(USERS.name, ("u1",))["head_seq"] == times * PROCESSES
 
 

@@ -8,6 +8,8 @@ def main(global_config, **settings):
 
     with Configurator(settings=settings) as config:
         config.include("timpe.web")
+        config.include("timpe.validation")
+        config.include("timpe.openapi")
         config.include("timpe.store")
         config.include("timpe.users")
         config.include("timpe.transactions")

@@ -10,6 +10,8 @@ from timpe.errors import BadRequest
 
 SCALE = 2
 UNIT = 10 ** SCALE
+#: The smallest amount: one cent.
+CENT = Decimal(1).scaleb(-SCALE)
 #: Largest amount a transfer or an initial balance may carry (in units).
 MAX_AMOUNT = Decimal("1000000000")
 
@@ -29,10 +31,11 @@ def parse_amount(value, field, allow_zero=False):
         raise BadRequest(f"'{field}' must be {limit}")
     if amount > MAX_AMOUNT:
         raise BadRequest(f"'{field}' must not exceed {MAX_AMOUNT}")
-    cents = amount * UNIT
-    if cents != cents.to_integral_value():
+    # The remainder is exact; amount * UNIT would round to 28 digits first
+    # and turn 0.0100...01 into a whole cent.
+    if amount % CENT:
         raise BadRequest(f"'{field}' may have at most {SCALE} decimal places")
-    return int(cents)
+    return int(amount * UNIT)
 
 
 def to_api(cents):

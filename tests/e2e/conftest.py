@@ -18,6 +18,7 @@ class Running:
     def __init__(self, prepared):
         self.home = prepared.home
         self.ports = prepared.ports
+        self.supervisor_port = prepared.supervisor_port
         self.topology = prepared.topology
         self.ini = prepared.ini
         self.url = prepared.url

@@ -5,6 +5,7 @@ import time
 from collections import Counter
 
 from tests.e2e.api import join_all, nick, process_all, run_threads
+from timpe.audit import audit
 
 
 def ledger_rows(running, txn_ids):
@@ -123,6 +124,8 @@ def test_sigkill_of_a_node_during_load(topology):
     assert sum(balances) == 6 * 10000 and min(balances) >= 0
     rows = ledger_rows(topology, acknowledged)
     assert all(rows[t] in (0, 2) for t in acknowledged)
+    # Also what was cut off mid-request: every row in the store adds up.
+    assert audit(topology.store())["problems"] == []
 
 
 def test_concurrent_process_on_both_nodes(topology):

@@ -30,6 +30,8 @@ def test_haproxy_accepts_its_config(tmp_path):
 
 def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch, tmp_path):
     monkeypatch.setenv("TIMPE_CONFIG", "/somewhere/app.ini")
+    monkeypatch.setenv("TIMPE_SUPERVISOR_USER", "operator")
+    monkeypatch.setenv("TIMPE_SUPERVISOR_PASSWORD", "s3cret")
     # The committed file in a fresh directory: its %(here)s/var is made there.
     conf = tmp_path / "supervisord.conf"
     conf.write_text(SUPERVISORD_CONF.read_text())
@@ -45,10 +47,13 @@ def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch, tmp_path):
         assert "--config /somewhere/app.ini" in program.command
         assert program.stopasgroup and program.killasgroup
         assert program.stdout_logfile == str(tmp_path / "var" / "log" / f"{name}.log")
-    # Control only through a unix socket that only its owner may use.
-    assert "[inet_http_server]" not in SUPERVISORD_CONF.read_text()
-    assert options.server_configs[0]["family"] == 1  # AF_UNIX
-    assert options.server_configs[0]["chmod"] == 0o700
+    # Control: a unix socket only its owner may use, and an HTTP port on
+    # 127.0.0.1 that asks for the login from the environment.
+    servers = {s["family"]: s for s in options.server_configs}
+    assert servers[1]["chmod"] == 0o700  # AF_UNIX
+    inet = servers[2]  # AF_INET
+    assert (inet["host"], inet["port"]) == ("127.0.0.1", 9001)
+    assert (inet["username"], inet["password"]) == ("operator", "s3cret")
 
 
 def test_app_nodes_listen_on_localhost_with_gevent():

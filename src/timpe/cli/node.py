@@ -55,21 +55,26 @@ def _with_config(argv):
 
 
 def supervisord(argv=None):
-    import os
-
     from supervisor import supervisord as daemon
 
-    os.environ["TIMPE_CONFIG"] = str(default_config())  # the app nodes' ini
+    _supervisor_env()
     for sub in ("log", "run"):
         (VAR / sub).mkdir(parents=True, exist_ok=True)
     daemon.main(_with_config(argv))
 
 
 def supervisorctl(argv=None):
-    import os
-
     from supervisor import supervisorctl as ctl
 
-    os.environ["TIMPE_CONFIG"] = str(default_config())
-
+    _supervisor_env()
     ctl.main(_with_config(argv))
+
+
+def _supervisor_env():
+    """What supervisord.conf expands: the nodes' ini and the control port's login."""
+    import os
+
+    from timpe.topology import credentials
+
+    os.environ["TIMPE_CONFIG"] = str(default_config())
+    os.environ.update(credentials.environment(VAR))

@@ -16,17 +16,19 @@ import requests
 from supervisor.xmlrpc import SupervisorTransport
 
 from timpe.paths import default_config
+from timpe.topology import credentials
 
 
 class TopologyError(RuntimeError):
     pass
 
 
-def _python_env(config=None):
+def _python_env(var, config=None):
     # supervisord runs in a child interpreter that must see our sys.path
     # (a venv or a buildout's eggs alike); its programs inherit TIMPE_CONFIG.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env["TIMPE_CONFIG"] = str(config or default_config())
+    env.update(credentials.environment(var))
     return env
 
 
@@ -88,7 +90,7 @@ class Topology:
             self.rpc().startAllProcesses(True)
         else:
             subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
-                           env=_python_env(self.app_config), check=True)
+                           env=_python_env(self.var, self.app_config), check=True)
             if not _wait(self.is_up, timeout):
                 raise TopologyError(f"supervisord did not come up; see {self.var}/log/supervisord.log")
         return self.wait_running(timeout)
@@ -96,7 +98,7 @@ class Topology:
     def supervisorctl(self, *args, check=True):
         return subprocess.run(
             [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf), *args],
-            env=_python_env(self.app_config), check=check, capture_output=True, text=True)
+            env=_python_env(self.var, self.app_config), check=check, capture_output=True, text=True)
 
     # -- processes --------------------------------------------------------------
 

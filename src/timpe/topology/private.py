@@ -40,9 +40,10 @@ def processes_under(directory):
 
 
 class Private:
-    def __init__(self, home, ports):
+    def __init__(self, home, ports, supervisor_port):
         self.home = Path(home)
         self.ports = ports
+        self.supervisor_port = supervisor_port
         self.ini = self.home / "etc" / "app.ini"
         self.url = f"http://127.0.0.1:{ports.haproxy}"
         self.topology = Topology(self.home / "supervisord.conf", self.home / "var",
@@ -60,10 +61,12 @@ def prepare(home, identifier="timpe-private", **overrides):
     home = Path(home)
     (home / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(APP_INI, home / "etc" / "app.ini")
-    ports = Ports(*free_ports(3))
+    *app_ports, supervisor_port = free_ports(4)
+    ports = Ports(*app_ports)
     render_configs(home, parameters(ports, bindir=str(BIN), haproxy=haproxy, bind="127.0.0.1",
-                                    identifier=identifier, **overrides))
-    return Private(home, ports)
+                                    identifier=identifier, supervisor_port=supervisor_port,
+                                    **overrides))
+    return Private(home, ports, supervisor_port)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ def parameters(ports=Ports(), **overrides):
         "haproxy_port": ports.haproxy,
         "app_port": ports.app,
         "app2_port": ports.app2,
+        "supervisor_port": 9001,            # 127.0.0.1 only, with a password
     }
     unknown = set(overrides) - set(params)
     if unknown:

@@ -15,6 +15,10 @@ from timpe.transactions.protocol import (
 )
 from timpe.users.services import UserService
 
+#: Bounds of the ``limit`` of a listing or a /process call.
+MAX_LIMIT = 100_000
+DEFAULT_LIMIT = 100
+
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,199}")
@@ -104,7 +108,7 @@ class TransactionService:
     def find(self, txn_id):
         return self._get(txn_id)
 
-    def latest(self, state=None, limit=100):
+    def latest(self, state=None, limit=DEFAULT_LIMIT):
         if state is not None and state not in STATES:
             raise BadRequest(f"'state' must be one of {', '.join(STATES)}")
         where = {"state": state} if state else None

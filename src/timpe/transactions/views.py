@@ -1,21 +1,18 @@
 from pyramid.view import view_config
 
-from timpe.errors import BadRequest, InsufficientFunds
+from timpe.errors import InsufficientFunds
 from timpe.money import parse_amount
 from timpe.transactions.protocol import FAILED
 from timpe.transactions.services import transaction_id
-from timpe.web import json_body, success
+from timpe.web import success
 
-TRANSFER_FIELDS = ("sender", "recipient", "amount")
-MAX_LIST = 1000
+# Bodies and query parameters arrive checked against the OpenAPI document
+# (timpe.validation): fields, types and limits are stated there once.
 
 
 def _create(request):
     """Phase 1 for the request's body; a replay answers 200 instead of 201."""
-    body = json_body(request, required=TRANSFER_FIELDS, optional=("id",))
-    for field in ("sender", "recipient"):
-        if not isinstance(body[field], str):
-            raise BadRequest(f"'{field}' must be a user id (string)")
+    body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
     txn_id = transaction_id(body.get("id"), request.headers.get("Idempotency-Key"))
     txn, replayed = request.transactions.create(
@@ -45,8 +42,7 @@ def create_immediately(request):
 @view_config(route_name="process", request_method="POST")
 @view_config(route_name="transactions_process", request_method="POST")
 def process(request):
-    limit = _int_param(request, "limit", None)
-    done, failed = request.transactions.process(limit=limit)
+    done, failed = request.transactions.process(limit=request.validated["query"].get("limit"))
     return {
         "status": "success",
         "processed": len(done),
@@ -56,9 +52,9 @@ def process(request):
 
 @view_config(route_name="transactions", request_method="GET")
 def list_transactions(request):
-    limit = _int_param(request, "limit", 100)
+    query = request.validated["query"]
     service = request.transactions
-    txns = service.latest(state=request.params.get("state"), limit=limit)
+    txns = service.latest(state=query.get("state"), limit=query["limit"])
     return success([service.view(t) for t in txns])
 
 
@@ -66,12 +62,3 @@ def list_transactions(request):
 def show(request):
     service = request.transactions
     return success(service.view(service.find(request.matchdict["id"])))
-
-
-def _int_param(request, name, default):
-    raw = request.params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST * 100:
-        raise BadRequest(f"'{name}' must be a whole number from 1 to {MAX_LIST * 100}")
-    return int(raw)

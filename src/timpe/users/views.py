@@ -1,7 +1,7 @@
 from pyramid.view import view_config
 
 from timpe.money import parse_amount
-from timpe.web import json_body, success
+from timpe.web import success
 
 
 @view_config(route_name="users", request_method="GET")
@@ -12,7 +12,7 @@ def list_users(request):
 @view_config(route_name="users", request_method="POST")
 @view_config(route_name="users_register", request_method="POST")
 def register(request):
-    body = json_body(request, required=("nickname",), optional=("balance",))
+    body = request.validated["body"]  # checked against the spec (timpe.validation)
     balance = parse_amount(body.get("balance", 0), "balance", allow_zero=True)
     user = request.users.register(body["nickname"], balance)
     request.response.status = 201

@@ -1,0 +1,278 @@
+"""The API's OpenAPI 3.1 document: the one description of every route.
+
+Built here from the rules' own constants (money, nicknames, list limits), so
+no limit is written twice; served at ``GET /openapi.json``; compiled once per
+operation into the request validators of ``timpe.validation``.
+"""
+from pyramid.view import view_config
+
+from timpe.money import CENT, MAX_AMOUNT, SCALE
+from timpe.transactions.protocol import STATES
+from timpe.transactions.services import CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT
+from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
+from timpe.web import MAX_BODY
+
+
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _amount(minimum_key, what):
+    # Request amounts are exact: multipleOf is checked on Decimals, never floats.
+    return {
+        "type": "number", minimum_key: 0, "maximum": MAX_AMOUNT, "multipleOf": CENT,
+        "description": f"a number {'>' if minimum_key == 'exclusiveMinimum' else '>='} 0 "
+                       f"({what}), at most {SCALE} decimal places, at most {MAX_AMOUNT}",
+    }
+
+
+SCHEMAS = {
+    "Nickname": {
+        "type": "string", "minLength": 1, "maxLength": MAX_NICKNAME,
+        "pattern": NICKNAME_PATTERN, "description": NICKNAME_RULE,
+    },
+    "UserId": {"type": "string", "description": "a user id (string)"},
+    "Amount": _amount("exclusiveMinimum", "the amount to transfer"),
+    "InitialBalance": _amount("minimum", "the initial balance"),
+    "ClientTransactionId": {
+        "type": "string", "pattern": f"^{CLIENT_ID.pattern}$",
+        # "not" and the description's end: below, once PATHS exist.
+    },
+    "NewUser": {
+        "type": "object", "additionalProperties": False, "required": ["nickname"],
+        "properties": {"nickname": ref("Nickname"), "balance": ref("InitialBalance")},
+    },
+    "NewTransaction": {
+        "type": "object", "additionalProperties": False,
+        "required": ["sender", "recipient", "amount"],
+        "properties": {
+            "sender": ref("UserId"), "recipient": ref("UserId"), "amount": ref("Amount"),
+            "id": ref("ClientTransactionId"),
+        },
+    },
+    # Responses carry amounts as exact JSON numbers; clients parse them as they
+    # like (multipleOf is left out here: a float parser could not check it).
+    "Money": {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT},
+    "User": {
+        "type": "object", "required": ["id", "nickname", "balance"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{40}$",
+                   "description": "SHA-1 hex digest of the UTF-8 nickname"},
+            "nickname": {"type": "string"}, "balance": ref("Money"),
+        },
+    },
+    "Transaction": {
+        "type": "object",
+        "required": ["id", "sender", "recipient", "amount", "state", "timestamp", "updated"],
+        "properties": {
+            "id": {"type": "string"}, "sender": {"type": "string"},
+            "recipient": {"type": "string"}, "amount": ref("Money"),
+            "state": {"enum": list(STATES)},
+            "timestamp": {"type": "integer", "description": "created, ms since the epoch"},
+            "updated": {"type": "integer", "description": "last change, ms since the epoch"},
+            "reason": {"type": "string", "description": "why it failed"},
+        },
+    },
+    "Error": {
+        "type": "object", "required": ["status", "msg"],
+        "properties": {
+            "status": {"const": "failed"}, "msg": {"type": "string", "minLength": 1},
+            "data": ref("Transaction"),
+        },
+    },
+    "ProcessResult": {
+        "type": "object", "required": ["status", "processed", "failed_transactions"],
+        "properties": {
+            "status": {"const": "success"},
+            "processed": {"type": "integer", "minimum": 0},
+            "failed_transactions": {"type": "array", "items": {
+                "type": "object", "required": ["id", "reason"],
+                "properties": {"id": {"type": "string"}, "reason": {"type": "string"}},
+            }},
+        },
+    },
+}
+
+
+def _success(data_schema):
+    return {"type": "object", "required": ["status", "data"],
+            "properties": {"status": {"const": "success"}, "data": data_schema}}
+
+
+def _json(description, schema):
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description):
+    return _json(description, ref("Error"))
+
+
+ERRORS = {
+    "400": _error("bad input: malformed JSON, a missing, unknown or invalid field, "
+                  "query parameter or header, or a URL that is not valid UTF-8"),
+    "404": _error("unknown id"),
+    "409": _error("conflict: the nickname is taken, or the transaction id or "
+                  "Idempotency-Key was used with another body"),
+    "413": _error(f"request body larger than {MAX_BODY} bytes"),
+    "422": _error("insufficient funds (the failed transaction is in 'data')"),
+    "503": _error("the store did not answer; the request may be retried"),
+}
+
+
+def _errors(*codes):
+    return {code: ERRORS[code] for code in codes}
+
+
+def _body(name):
+    return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
+
+
+LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
+               "description": "1-200 printable ASCII characters, the first not a space"},
+    "description": "Makes the request safe to retry (not with a body 'id' too): a retry "
+                   "with the same key returns "
+                   "the first outcome, the same key with another body is a 409",
+}
+
+
+def _register(alias=""):
+    return {
+        "operationId": "register" + alias, "summary": "Register a user",
+        "requestBody": _body("NewUser"),
+        "responses": {"201": _json("registered", _success(ref("User"))),
+                      **_errors("400", "409", "413", "503")},
+    }
+
+
+def _transfer(immediately=False):
+    summary = ("Record a transfer and run it to the end at once (phases 1 and 2)"
+               if immediately else "Record a transfer as 'initial' (phase 1)")
+    errors = _errors("400", "404", "409", "413", "422", "503")
+    if not immediately:
+        errors["422"] = _error("insufficient funds")
+    return {
+        "operationId": "transfer_immediately" if immediately else "transfer",
+        "summary": summary,
+        "parameters": [IDEMPOTENCY_KEY],
+        "requestBody": _body("NewTransaction"),
+        "responses": {
+            "201": _json("recorded" + (" and finished" if immediately else ""),
+                         _success(ref("Transaction"))),
+            "200": {**_json("a retry (same id or Idempotency-Key, same body): the first "
+                            "attempt's transaction", _success(ref("Transaction"))),
+                    "headers": {"Idempotent-Replayed": {"schema": {"const": "true"}}}},
+            **errors,
+        },
+    }
+
+
+def _process(alias=""):
+    return {
+        "operationId": "process" + alias,
+        "summary": "Phase 2 for pending transactions, oldest first",
+        "parameters": [{"name": "limit", "in": "query", "required": False, "schema": LIMIT,
+                        "description": "at most this many transactions (default: all)"}],
+        "responses": {"200": _json("processed", ref("ProcessResult")), **_errors("400", "503")},
+    }
+
+
+PATHS = {
+    "/users": {
+        "get": {"operationId": "list_users", "summary": "Every user with balance",
+                "responses": {"200": _json("users", _success({"type": "array",
+                                                               "items": ref("User")})),
+                              **_errors("503")}},
+        "post": _register(),
+    },
+    "/users/register": {"post": _register("_alias")},
+    "/users/{id}": {
+        "parameters": [ID_PARAM],
+        "get": {"operationId": "show_user", "summary": "One user with balance",
+                "responses": {"200": _json("the user", _success(ref("User"))),
+                              **_errors("400", "404", "503")}},
+    },
+    "/transactions": {
+        "get": {
+            "operationId": "list_transactions", "summary": "Newest transactions first",
+            "parameters": [
+                {"name": "state", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": list(STATES)}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {**LIMIT, "default": DEFAULT_LIMIT}},
+            ],
+            "responses": {"200": _json("transactions", _success({
+                "type": "array", "items": ref("Transaction")})), **_errors("400", "503")},
+        },
+        "post": _transfer(),
+    },
+    "/transactions/immediately": {"post": _transfer(immediately=True)},
+    "/transactions/process": {"post": _process("_alias")},
+    "/transactions/{id}": {
+        "parameters": [ID_PARAM],
+        "get": {"operationId": "show_transaction", "summary": "One transaction, with its state",
+                "responses": {"200": _json("the transaction", _success(ref("Transaction"))),
+                              **_errors("400", "404", "503")}},
+    },
+    "/process": {"post": _process()},
+    "/probe_status": {
+        "get": {"operationId": "probe_status", "summary": "Health check for HAProxy",
+                "responses": {"200": {"description": "the node is up", "content": {
+                    "text/plain": {"schema": {"const": "OK"}}}}}},
+    },
+    "/openapi.json": {
+        "get": {"operationId": "openapi", "summary": "This document",
+                "responses": {"200": _json("OpenAPI 3.1 document", {"type": "object"})}},
+    },
+}
+
+
+
+def literal_children(prefix):
+    """Segments under ``prefix`` that literal routes take (/transactions/process):
+    Pyramid dispatches those before ``prefix{id}``, so they can never be ids."""
+    return sorted(path[len(prefix):] for path in PATHS if path.startswith(prefix)
+                  and path != prefix and not set("{/") & set(path[len(prefix):]))
+
+
+# A client-chosen id "process" would be stored, then unreachable at
+# GET /transactions/process: reserve the literal segments.
+_RESERVED = literal_children("/transactions/")
+SCHEMAS["ClientTransactionId"].update({
+    "not": {"enum": _RESERVED},
+    "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -, but not "
+                   f"{' or '.join(_RESERVED)}; a retry with the same id returns the first "
+                   "outcome (give no Idempotency-Key with it)",
+})
+
+
+SPEC = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "TiMPE",
+        "version": "1.0.0",
+        "description": (
+            "User-to-user transfers on a shared-nothing store. JSON in, JSON out: every "
+            "success carries \"status\": \"success\"; every error \"status\": \"failed\" "
+            "and a readable \"msg\". A rejected request writes nothing. Request bodies "
+            f"are at most {MAX_BODY} bytes; unknown fields are rejected."
+        ),
+    },
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS},
+}
+
+
+@view_config(route_name="openapi", request_method="GET")
+def openapi_json(request):
+    return SPEC
+
+
+def includeme(config):
+    config.add_route("openapi", "/openapi.json")
+    config.scan("timpe.openapi")

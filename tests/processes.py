@@ -1,0 +1,17 @@
+"""Real OS processes released at once, for the tests of races."""
+import multiprocessing
+
+
+def race(target, argss, start_method="spawn"):
+    """Run ``target(barrier, results, *args)`` in one process per args tuple,
+    all released by one barrier; return what each put on ``results``."""
+    ctx = multiprocessing.get_context(start_method)
+    barrier, results = ctx.Barrier(len(argss)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(barrier, results, *args)) for args in argss]
+    for p in procs:
+        p.start()
+    outcome = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    return outcome

@@ -1,0 +1,59 @@
+"""Checks a response against the OpenAPI document: status, content type, body.
+
+``SpecTestApp`` runs the check on every response of the API tests, so each
+call they make is also a test that the spec describes the implementation.
+"""
+from decimal import Decimal
+
+import simplejson
+from pyramid.interfaces import IRoutesMapper
+from webtest import TestApp
+
+from timpe.openapi import SPEC
+from timpe.validation import compile_schema
+
+_validators = {}
+
+
+def _validator(schema):
+    key = id(schema)
+    if key not in _validators:
+        _validators[key] = compile_schema(schema)
+    return _validators[key]
+
+
+def spec_path(registry, path):
+    """The route pattern Pyramid dispatches ``path`` to (routes in their order)."""
+    for route in registry.getUtility(IRoutesMapper).get_routes():
+        if route.match(path) is not None:
+            return route.pattern
+    return None
+
+
+def check_response(registry, method, path, status, content_type, body):
+    """Raise AssertionError unless the spec documents this response."""
+    pattern = spec_path(registry, path)
+    operation = SPEC["paths"].get(pattern, {}).get(method.lower())
+    if operation is None:  # no such endpoint or method: the error shape, 404/405
+        assert status in (404, 405), f"{method} {path}: {status} from an undocumented operation"
+        documented = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    else:
+        documented = operation["responses"].get(str(status))
+        assert documented, f"{method} {pattern}: status {status} is not in the spec"
+    media = documented["content"].get(content_type)
+    assert media, f"{method} {path} {status}: content type {content_type} is not in the spec"
+    if content_type == "application/json":
+        value = simplejson.loads(body, parse_float=Decimal)
+    else:
+        value = body.decode("utf-8")
+    errors = sorted(_validator(media["schema"]).iter_errors(value), key=str)
+    assert not errors, f"{method} {path} {status}: {errors[0].message} at {list(errors[0].path)}"
+
+
+class SpecTestApp(TestApp):
+    def do_request(self, req, status=None, expect_errors=None):
+        res = super().do_request(req, status=status, expect_errors=expect_errors)
+        # The raw PATH_INFO: req.path_info raises on a path that is not UTF-8.
+        check_response(self.app.registry, req.method, req.environ["PATH_INFO"], res.status_int,
+                       res.content_type, res.body)
+        return res
