@@ -19,22 +19,23 @@ def calls_of(store, action):
     return counter.calls
 
 
-def transfer(store, ids, amount=3000):
+def transfer(store, ids, amount=3000, claimed=False):
     service = TransactionService(store)
-    return service.complete(service.create(ids["a"], ids["b"], amount)[0])
+    return service.complete(service.create(ids["a"], ids["b"], amount, claimed=claimed)[0])
 
 
-def _count_full_transfer(tmp_path):
+def _count_full_transfer(tmp_path, claimed):
     from timpe.store.sqlite import SQLiteStore
     store = SQLiteStore(tmp_path / "count.sqlite")
     store.setup()
     ids = setup_users(store, a=10000, b=0)
-    return calls_of(store, lambda s: transfer(s, ids))
+    return calls_of(store, lambda s: transfer(s, ids, claimed=claimed))
 
 
+@pytest.mark.parametrize("claimed", [False, True], ids=["queued", "immediate"])
 @pytest.mark.parametrize("mode", ["before", "after"])
-def test_crash_at_every_step_of_one_transfer(store, tmp_path, mode):
-    total = _count_full_transfer(tmp_path)
+def test_crash_at_every_step_of_one_transfer(store, tmp_path, mode, claimed):
+    total = _count_full_transfer(tmp_path, claimed)
     assert total >= 8  # phase 1 reads + claims, two ledger inserts, state changes
     ids = setup_users(store, a=1000000, b=0)
     healthy = TransactionService(store)
@@ -43,7 +44,7 @@ def test_crash_at_every_step_of_one_transfer(store, tmp_path, mode):
     for k in range(1, total + 1):
         acknowledged = None
         try:
-            acknowledged = transfer(FaultyStore(store, crash_at=k, mode=mode), ids)
+            acknowledged = transfer(FaultyStore(store, crash_at=k, mode=mode), ids, claimed=claimed)
         except Crash:
             pass
         assert acknowledged is None  # every run of the transfer reached k calls

@@ -56,6 +56,8 @@ def test_a_transfer_costs_fewer_round_trips(tmp_path):
     phases = count_transfers(tmp_path / "count.sqlite", transfers=8)
     per_transfer = {p: sum(c.values()) / 8 for p, c in phases.items()}
     # Before: 8.5 + 13.5. Phase 1 no longer reads back its insert nor looks
-    # up a fresh server-drawn id; phase 2 reuses phase 1's heads and users rows.
-    assert per_transfer == {"phase 1": 6.5, "phase 2": 9}
+    # up a fresh server-drawn id; phase 2 reuses phase 1's heads and users
+    # rows; an immediate transfer is inserted with its debit claimed.
+    assert per_transfer == {"phase 1": 6.5, "phase 2": 8}
+    assert phases["phase 2"][("cas", "transactions")] == 2 * 8
     assert phases["phase 1"][("get", "transactions")] == 0

@@ -36,7 +36,8 @@ def count_transfers(path, transfers=8, warm=8):
     """{"phase 1": Counter, "phase 2": Counter}: the round trips of
     ``transfers`` immediate transfers (a multiple of the hint stride, so every
     position of the head hint is counted once), as each node request makes
-    them, between users who already have ``warm`` transfers behind them."""
+    them (POST /transactions/immediately: recorded with its debit claimed),
+    between users who already have ``warm`` transfers behind them."""
     store = SQLiteStore(path)
     store.setup()
     users = UserService(store)
@@ -50,7 +51,7 @@ def count_transfers(path, transfers=8, warm=8):
     for _ in range(transfers):
         service = TransactionService(counting)  # one per request, as in a node
         # The id as the view derives it for a request without id or key.
-        txn = service.create(a, b, 100, txn_id=transaction_id())[0]
+        txn = service.create(a, b, 100, txn_id=transaction_id(), claimed=True)[0]
         phases["phase 1"] += counting.take()
         service.complete(txn)
         phases["phase 2"] += counting.take()

@@ -5,8 +5,10 @@ nothing that CrateDB would not: no transaction ever spans two calls.
 """
 import functools
 import os
+import random
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from zope.interface import implementer
@@ -28,6 +30,17 @@ def _forked():
 
 
 os.register_at_fork(after_in_child=_forked)
+
+# Waiting for another process's write: SQLite's own busy handler sleeps in C
+# (1 ms, 2 ms, 5 ms ...), blocking the whole gevent worker. Retrying here with
+# short, jittered, growing pauses lets time.sleep yield to the worker's other
+# greenlets and wakes up long before SQLite's schedule would.
+BUSY_FIRST_PAUSE = 0.00005
+BUSY_MAX_PAUSE = 0.002
+
+
+def _busy(exc):
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 @implementer(IStore)
@@ -67,21 +80,33 @@ class SQLiteStore:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            # From now on a busy database raises at once and _execute waits.
+            conn.execute("PRAGMA busy_timeout=0")
             self._conn, self._pid = conn, _pid
         return self._conn
 
     def _execute(self, sql, params=()):
-        """Run one statement; return (rowcount, rows, column names)."""
-        try:
-            with self._lock:
-                cur = self._connection().execute(sql, params)
-                rows = cur.fetchall()
-                names = [d[0] for d in cur.description or ()]
-                return cur.rowcount, rows, names
-        except sqlite3.OperationalError as exc:
-            # "database is locked" after busy_timeout, disk I/O errors ...
-            raise StoreUnavailable(f"store unavailable: {exc}") from exc
+        """Run one statement; return (rowcount, rows, column names).
+
+        A statement that found the database busy changed nothing (each one
+        is its own transaction), so it is simply run again.
+        """
+        pause, deadline = BUSY_FIRST_PAUSE, None
+        while True:
+            try:
+                with self._lock:
+                    cur = self._connection().execute(sql, params)
+                    rows = cur.fetchall()
+                    names = [d[0] for d in cur.description or ()]
+                    return cur.rowcount, rows, names
+            except sqlite3.OperationalError as exc:
+                now = time.monotonic()
+                deadline = deadline or now + self.busy_timeout_ms / 1000
+                if not _busy(exc) or now >= deadline:
+                    # disk I/O errors, or still locked after busy_timeout_ms
+                    raise StoreUnavailable(f"store unavailable: {exc}") from exc
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, BUSY_MAX_PAUSE)
 
     # -- primitives ----------------------------------------------------------
 

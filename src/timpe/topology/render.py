@@ -15,7 +15,7 @@ from timpe.paths import ETC
 TEMPLATES = {"supervisord.conf": "supervisord.conf.in", "haproxy.cfg": "haproxy.cfg.in"}
 
 #: gunicorn workers per app node; chosen by measurement (README, "Workers").
-WORKERS = 2
+WORKERS = 1
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.interfaces import ITransactionService
 from timpe.transactions.protocol import (
-    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor,
+    DEBIT, FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claim,
 )
 from timpe.users.services import UserService
 
@@ -56,9 +56,13 @@ class TransactionService:
         self.users = UserService(store)
         self.processor = Processor(store, self.users.ledger)
 
-    def create(self, sender, recipient, amount, txn_id=None):
+    def create(self, sender, recipient, amount, txn_id=None, claimed=False):
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
-        ``txn_id`` named a transfer recorded earlier with the same body."""
+        ``txn_id`` named a transfer recorded earlier with the same body.
+
+        ``claimed``: record it with its debit already claimed, for a caller
+        that goes on to phase 2 at once.
+        """
         if sender == recipient:
             raise BadRequest("'sender' and 'recipient' must differ")
         print_ = fingerprint(sender, recipient, amount)
@@ -70,7 +74,8 @@ class TransactionService:
         self.users.get(recipient)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail.
-        if self.users.balance(payer) < amount:
+        head = self.users.ledger.head(sender, payer)
+        if head["balance"] < amount:
             raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
         txn = dict.fromkeys(TRANSACTIONS.columns) | {
@@ -78,6 +83,8 @@ class TransactionService:
             "recipient": recipient, "amount": amount, "state": INITIAL,
             "timestamp": now, "updated": now, "fingerprint": print_,
         }
+        if claimed:
+            txn |= claim(DEBIT, head)
         # The version comes back with the insert: no read of what we wrote.
         version = self.store.insert(TRANSACTIONS.name, txn, want_version=True)
         if version is None:  # a concurrent retry with the same id got there first

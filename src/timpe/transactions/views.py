@@ -10,13 +10,13 @@ from timpe.web import success
 # (timpe.validation): fields, types and limits are stated there once.
 
 
-def _create(request):
+def _create(request, claimed=False):
     """Phase 1 for the request's body; a replay answers 200 instead of 201."""
     body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
     txn_id = transaction_id(body.get("id"), request.headers.get("Idempotency-Key"))
     txn, replayed = request.transactions.create(
-        body["sender"], body["recipient"], amount, txn_id=txn_id)
+        body["sender"], body["recipient"], amount, txn_id=txn_id, claimed=claimed)
     request.response.status = 200 if replayed else 201
     if replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
@@ -32,7 +32,7 @@ def create(request):
 def create_immediately(request):
     service = request.transactions
     # Completing also resumes a replayed transfer whose first node died.
-    txn = service.complete(_create(request))
+    txn = service.complete(_create(request, claimed=True))
     if txn["state"] == FAILED:
         # Recorded, then lost the race for the funds: nothing moved.
         raise InsufficientFunds(txn["reason"], data=service.view(txn))
