@@ -23,6 +23,7 @@ def gunicorn_argv(config, port, workers, access_log=False):
         "--name", f"timpe-app-{port}",
         # supervisor controls the node; two masters must not share one socket.
         "--no-control-socket",
+        "--logger-class", "timpe.node_logging.AccessLogWhenAsked",
     ]
     if access_log:
         argv += ["--access-logfile", "-"]

@@ -65,7 +65,8 @@ class TransactionService:
         """
         if sender == recipient:
             raise BadRequest("'sender' and 'recipient' must differ")
-        print_ = fingerprint(sender, recipient, amount)
+        # Only a caller-chosen id can come back as a retry to compare with.
+        print_ = fingerprint(sender, recipient, amount) if txn_id is not None else None
         if txn_id is not None:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
