@@ -77,7 +77,6 @@ class Bench:
         self.host, self.port = "127.0.0.1", private.ports.haproxy
         self.hostname = f"127.0.0.1:{self.port}"
         self.rnd = random.Random(seed)
-        self.figures = {}
 
     def load(self, label, raws, concurrency=None):
         bar = Progress(label, len(raws))
