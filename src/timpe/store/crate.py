@@ -265,16 +265,11 @@ class CrateStore:
         return {r[0] for r in rows}
 
     def setup(self):
-        existing = self._tables()
-        created = []
-        for name, stmt in mappings.statements(self.name, self.mappings_dir):
-            self._execute(stmt)
-            if name not in existing and name not in created:
-                created.append(name)
-        return created
+        return mappings.create_tables(self.name, self.mappings_dir, self._execute,
+                                      self._tables())
 
     def drop(self):
-        for name in dict(mappings.statements(self.name, self.mappings_dir)):
+        for name in mappings.tables(self.name, self.mappings_dir):
             self._execute(*drop_sql(table(name)))
 
     def sql(self, statement, params=()):

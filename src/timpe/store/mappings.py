@@ -19,3 +19,19 @@ def split(text):
     """Split a DDL file on ';', dropping '--' comments."""
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def create_tables(adapter, directory, execute, existing):
+    """Run every DDL statement of ``adapter`` through ``execute``; return the
+    tables that were not in ``existing`` (the DDL itself is IF NOT EXISTS)."""
+    created = []
+    for tbl, stmt in statements(adapter, directory):
+        execute(stmt)
+        if tbl not in existing and tbl not in created:
+            created.append(tbl)
+    return created
+
+
+def tables(adapter, directory=None):
+    """The table names ``adapter``'s DDL files define, in file order."""
+    return list(dict(statements(adapter, directory)))

@@ -150,16 +150,11 @@ class SQLiteStore:
     def setup(self):
         existing = {r[0] for r in self._execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")[1]}
-        created = []
-        for tbl, stmt in mappings.statements(self.name, self.mappings_dir):
-            self._execute(stmt)
-            if tbl not in existing and tbl not in created:
-                created.append(tbl)
-        return created
+        return mappings.create_tables(self.name, self.mappings_dir, self._execute, existing)
 
     def drop(self):
-        for tbl, _ in mappings.statements(self.name, self.mappings_dir):
-            self._execute(f"DROP TABLE IF EXISTS {table(tbl).name}")
+        for name in mappings.tables(self.name, self.mappings_dir):
+            self._execute(f"DROP TABLE IF EXISTS {table(name).name}")
 
     def sql(self, statement, params=()):
         _, rows, columns = self._execute(statement, params)
