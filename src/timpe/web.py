@@ -37,10 +37,14 @@ def json_body(request):
     Numbers are decoded as Decimal, so no amount ever passes a binary float.
     """
     length = request.content_length
-    if (length or 0) > MAX_BODY or len(request.body) > MAX_BODY:
+    if length is None:  # chunked: read no more than one byte past the limit
+        raw = request.body_file.read(MAX_BODY + 1)
+    else:  # a declared length over the limit is refused without reading
+        raw = request.body if length <= MAX_BODY else None
+    if raw is None or len(raw) > MAX_BODY:
         raise PayloadTooLarge(f"request body larger than {MAX_BODY} bytes")
     try:
-        body = simplejson.loads(request.body.decode("utf-8"), parse_float=Decimal,
+        body = simplejson.loads(raw.decode("utf-8"), parse_float=Decimal,
                                 parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, BadRequest):

@@ -83,3 +83,28 @@ def test_supervisor_control_port_asks_for_the_login_made_on_first_run(topology):
     assert operator.supervisor.getState()["statename"] == "RUNNING"
     # A second run keeps the login it made the first time.
     assert credentials.credentials(topology.home / "var") == (user, password)
+
+
+def _post_chunked(port, chunks):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/users", body=chunks, encode_chunked=True,
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_chunked_bodies_have_the_same_limit(topology):
+    """No Content-Length (chunked): the same 64 KiB limit, the same 413 JSON."""
+    from timpe.web import MAX_BODY
+
+    for url in topology.node_urls.values():
+        port = int(url.rsplit(":", 1)[1])
+        chunks = (b" " * 8192 for _ in range(MAX_BODY // 8192 + 2))
+        status, body = _post_chunked(port, chunks)
+        assert status == 413 and b'"status": "failed"' in body, body
+        small = [b'{"nickname": "', nick("chunked").encode(), b'", "balance": 1}']
+        status, body = _post_chunked(port, iter(small))
+        assert status == 201, body
