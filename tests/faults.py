@@ -4,8 +4,7 @@
 but the caller dies before it can use the answer (the worse case: the write
 happened and nobody was told).
 """
-
-PRIMITIVES = ("insert", "get", "cas", "scan")
+from timpe.store.interfaces import PRIMITIVES
 
 
 class Crash(Exception):

@@ -12,7 +12,7 @@ from urllib3.response import HTTPResponse
 from timpe.errors import StoreUnavailable
 from timpe.store import store_from_settings
 from timpe.store.crate import CrateStore, cas_sql, crash_command, decode, unavailable
-from timpe.store.schema import USERS
+from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 
 def unused_port():
@@ -35,10 +35,11 @@ def unreachable():
     lambda s: s.get(USERS.name, ("u1",)),
     lambda s: s.cas(USERS.name, ("u1",), (0, 1), {"head_seq": 1}),
     lambda s: s.scan(USERS.name, fresh=True),
+    lambda s: s.newest(USER_TRANSACTIONS.name, ("u1",), since=0),
     lambda s: s.setup(),
     lambda s: s.drop(),
     lambda s: s.sql("SELECT 1"),
-], ids=["insert", "get", "cas", "scan", "setup", "drop", "sql"])
+], ids=["insert", "get", "cas", "scan", "newest", "setup", "drop", "sql"])
 def test_unreachable_cluster_is_store_unavailable(unreachable, call):
     with pytest.raises(StoreUnavailable) as caught:
         call(unreachable)

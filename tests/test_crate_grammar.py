@@ -45,6 +45,9 @@ def exercise(store, tbl):
     store.scan(tbl.name, where={c: 1 for c in tbl.columns},
                order_by=[f"{c} desc" for c in tbl.columns], limit=10)
     store.scan(tbl.name, order_by=tbl.columns[0], limit=0)
+    store.newest(tbl.name, key[:-1])
+    store.newest(tbl.name, key[:-1], since=7)
+    store.newest(tbl.name, key[:-1], fresh=True)
     store.refresh(tbl.name)
 
 

@@ -3,6 +3,7 @@ import pytest
 
 from tests.conftest import assert_sound
 from tests.faults import Crash, FaultyStore
+from tests.lagging import LaggingStore
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
@@ -32,19 +33,23 @@ def _count_full_transfer(tmp_path, claimed):
     return calls_of(store, lambda s: transfer(s, ids, claimed=claimed))
 
 
+@pytest.mark.parametrize("searches", ["current", "lagging"])
 @pytest.mark.parametrize("claimed", [False, True], ids=["queued", "immediate"])
 @pytest.mark.parametrize("mode", ["before", "after"])
-def test_crash_at_every_step_of_one_transfer(store, tmp_path, mode, claimed):
+def test_crash_at_every_step_of_one_transfer(store, tmp_path, mode, claimed, searches):
     total = _count_full_transfer(tmp_path, claimed)
     assert total >= 8  # phase 1 reads + claims, two ledger inserts, state changes
     ids = setup_users(store, a=1000000, b=0)
-    healthy = TransactionService(store)
+    # Lagging searches only add round trips (a retry), so every run still
+    # reaches its k-th call.
+    seen = (lambda k: LaggingStore(store, seed=k)) if searches == "lagging" else (lambda k: store)
+    healthy = TransactionService(seen(0))
     users = UserService(store)
     finished = 0
     for k in range(1, total + 1):
         acknowledged = None
         try:
-            acknowledged = transfer(FaultyStore(store, crash_at=k, mode=mode), ids, claimed=claimed)
+            acknowledged = transfer(FaultyStore(seen(k), crash_at=k, mode=mode), ids, claimed=claimed)
         except Crash:
             pass
         assert acknowledged is None  # every run of the transfer reached k calls

@@ -5,15 +5,19 @@ import random
 import pytest
 
 from tests.conftest import assert_sound
+from tests.lagging import LaggingStore
 from timpe.errors import InsufficientFunds
 from timpe.transactions.protocol import TERMINAL, Processor
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
 
 
+@pytest.mark.parametrize("searches", ["current", "lagging"])
 @pytest.mark.parametrize("seed", range(40))
-def test_random_interleavings_converge(store, seed):
+def test_random_interleavings_converge(store, seed, searches):
     rnd = random.Random(seed)
+    if searches == "lagging":  # every processor's searches lag behind the writes
+        store = LaggingStore(store, seed=seed)
     users = UserService(store)
     ids = [users.register(f"u{i}", rnd.choice([0, 500, 3000]) if i else 3000)["id"] for i in range(3)]
     service = TransactionService(store)
@@ -33,3 +37,4 @@ def test_random_interleavings_converge(store, seed):
             copies[(p, txn["id"])] = processors[p].step(copy)
     service.process()
     assert_sound(store)
+    assert searches == "current" or store.lagged > 0

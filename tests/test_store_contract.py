@@ -133,6 +133,19 @@ def test_insert_composite_key(store):
     assert store.get(USER_TRANSACTIONS.name, ("u1", 1))["amount"] == 100
 
 
+def test_newest_of_a_key_prefix(store):
+    for user_id, seq in (("u1", 0), ("u1", 1), ("u1", 2), ("u2", 0), ("u10", 5)):
+        store.insert(USER_TRANSACTIONS.name, entry(user_id=user_id, seq=seq, amount=seq))
+    newest = store.newest(USER_TRANSACTIONS.name, ("u1",))
+    assert (newest["user_id"], newest["seq"], newest["amount"]) == ("u1", 2, 2)
+    assert store.newest(USER_TRANSACTIONS.name, ("u1",), since=2)["seq"] == 2
+    assert store.newest(USER_TRANSACTIONS.name, ("u1",), since=3) is None
+    assert store.newest(USER_TRANSACTIONS.name, ("u2",), since=0)["seq"] == 0
+    assert store.newest(USER_TRANSACTIONS.name, ("nobody",)) is None
+    with pytest.raises(ValueError):
+        store.newest(USER_TRANSACTIONS.name, ("u1", 0))  # the prefix leaves out the last column
+
+
 def test_insert_race_between_processes_has_one_winner(store, spec):
     rows = [(user(nickname=f"n{i}"),) for i in range(PROCESSES)]
     outcome = race(_race_insert, [(spec, *args) for args in rows], "fork")

@@ -5,15 +5,22 @@ the running balance, so the newest row *is* the balance. A row is written
 only with insert-if-absent at "newest seq + 1": two writers racing for the
 same seq cannot both win, which is what makes an overdraft impossible.
 
-Finding the newest row must not cost a scan: ``users.head_seq`` is a hint
-that may lag but never leads, and a balance read walks forward from it by
-primary-key gets. Appends push the hint forward every ``HINT_STRIDE`` rows,
-so a read costs at most about that many gets, however long the history.
+Finding the newest row costs one search and one get, however long the
+history: ``newest`` returns the highest row at or above ``users.head_seq``
+(a hint that may lag but never leads, pushed forward every ``HINT_STRIDE``
+appends), and a get of the following seq proves it is the head. A search is
+eventually consistent, so it may come back with an older row or none; then
+the hint's row and a forward walk by gets take over, so a stale search
+costs round trips, never a wrong answer.
+
+Where an insert-if-absent follows anyway, the proof by get is left out
+(:meth:`Ledger.recent`): a row claimed after a head that was not the newest
+turns out taken, and the claim is made again from a proven head.
 
 Rows never change once written, so a Ledger remembers the newest row it has
-seen of each user: always a valid row, at worst no longer the newest, which
-the forward walk corrects. It also remembers users rows: only their hint
-changes, and a stale hint merely lags. It lives as long as one request.
+seen of each user: always a valid row, at worst no longer the newest. It also
+remembers users rows: only their hint changes, and a stale hint merely lags.
+It lives as long as one request.
 """
 import time
 
@@ -40,15 +47,25 @@ class Ledger:
         a written row, but maybe no longer the head (or None)."""
         return self._seen.get(user_id)
 
-    def head(self, user_id, user=None):
-        """The user's newest ledger row (its balance is the user's balance).
+    def recent(self, user_id, user=None):
+        """A ledger row of the user no older than its hint, in one round trip
+        at most: the head, unless a search lagged or another writer appended
+        since. Decide nothing on it that no insert-if-absent checks after.
 
         ``user`` (the users row) is read when needed and not passed.
         """
         row = self._seen.get(user_id)
         if row is None:
             user = user or self._users.get(user_id) or self.store.get(USERS.name, (user_id,))
-            row = self._start(user)
+            row = (self.store.newest(USER_TRANSACTIONS.name, (user_id,), since=user["head_seq"])
+                   or self._start(user))
+            self._seen[user_id] = row
+        return row
+
+    def head(self, user_id, user=None):
+        """The user's newest ledger row (its balance is the user's balance),
+        proven by the absence of the row after it."""
+        row = self.recent(user_id, user)
         while True:
             following = self.store.get(USER_TRANSACTIONS.name, (user_id, row["seq"] + 1))
             if following is None:

@@ -5,11 +5,11 @@ runs through the real services, so the count is what a node sends.
 """
 from collections import Counter
 
+from timpe.store.interfaces import PRIMITIVES
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService, transaction_id
 from timpe.users.services import UserService
 
-PRIMITIVES = ("insert", "get", "cas", "scan")
 
 
 class CountingStore:

@@ -30,7 +30,7 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, key_values, order_terms, table
+from timpe.store.schema import check_columns, key_values, order_terms, prefix_values, table
 
 # CrateDB has no version column: every row carries these two system columns,
 # and together they name one version of the row.
@@ -111,6 +111,18 @@ def scan_sql(tbl, where=None, order_by=None, limit=None):
     if limit is not None:
         sql += f" LIMIT {int(limit):d}"
     return sql, params
+
+
+def newest_sql(tbl, prefix, since=None):
+    *lead, last = tbl.pk
+    clauses, params = ([_match(lead)] if lead else []), prefix_values(tbl, prefix)
+    if since is not None:
+        clauses.append(f"{quote(last)} >= ?")
+        params.append(since)
+    sql = f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql + f" ORDER BY {quote(last)} DESC LIMIT 1", params
 
 
 def refresh_sql(tbl):
@@ -248,8 +260,14 @@ class CrateStore:
         return decode(columns, rows)[0]["_version"] if rows else None
 
     def scan(self, table_name, where=None, order_by=None, limit=None, fresh=None):
-        tbl = table(table_name)
-        statement = scan_sql(tbl, where, order_by, limit)
+        return self._search(table_name, scan_sql(table(table_name), where, order_by, limit), fresh)
+
+    def newest(self, table_name, prefix, since=None, fresh=None):
+        found = self._search(table_name, newest_sql(table(table_name), prefix, since), fresh)
+        return found[0] if found else None
+
+    def _search(self, table_name, statement, fresh):
+        # A search, not a get: it sees what the last refresh made visible.
         if self.fresh_scans if fresh is None else fresh:
             self.refresh(table_name)
         return decode(*self._execute(*statement)[:2])

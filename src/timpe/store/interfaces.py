@@ -6,6 +6,9 @@ protocol a cluster runs.
 """
 from zope.interface import Attribute, Interface
 
+#: The calls of IStore that reach the data (the protocol's round trips).
+PRIMITIVES = ("insert", "get", "cas", "newest", "scan")
+
 
 class IStore(Interface):
     """A shared-nothing, eventually consistent row store.
@@ -44,6 +47,15 @@ class IStore(Interface):
 
         Eventually consistent: may miss recent writes. Never rely on it
         being complete for correctness.
+        """
+
+    def newest(table, prefix, since=None):
+        """Return the row with the highest key among those whose leading key
+        columns equal ``prefix`` (every key column but the last), and whose
+        last key column is at least ``since``; None when there is none.
+
+        Eventually consistent like :meth:`scan`: it may return an older row,
+        or None, while a newer one exists; never a row that was not written.
         """
 
     def setup():

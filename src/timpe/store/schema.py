@@ -56,6 +56,14 @@ def key_values(tbl, key):
     return key
 
 
+def prefix_values(tbl, prefix):
+    """The leading primary-key values of ``prefix``: every key column but the last."""
+    prefix = list(prefix)
+    if len(prefix) != len(tbl.pk) - 1:
+        raise ValueError(f"{tbl.name} key prefix has {len(tbl.pk) - 1} parts")
+    return prefix
+
+
 def order_terms(tbl, order_by):
     """[(column, 'ASC'|'DESC')] from 'col', 'col desc' or a sequence of them."""
     terms = []

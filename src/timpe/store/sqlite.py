@@ -16,7 +16,7 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, key_values, order_terms, table
+from timpe.store.schema import check_columns, key_values, order_terms, prefix_values, table
 
 
 # os.getpid() is a system call; this module asks before every statement
@@ -127,6 +127,12 @@ class SQLiteStore:
         rows = self._execute(cas_sql(table_name, cols), params)[1]
         return rows[0][0] if rows else None
 
+    def newest(self, table_name, prefix, since=None):
+        tbl = table(table_name)
+        params = prefix_values(tbl, prefix) + ([] if since is None else [since])
+        rows = self._execute(newest_sql(table_name, since is not None), params)[1]
+        return _row(rows[0]) if rows else None
+
     def scan(self, table_name, where=None, order_by=None, limit=None):
         tbl = table(table_name)
         clauses, params = [], []
@@ -192,6 +198,18 @@ def cas_sql(table_name, cols):
     assignments = ", ".join(f"{c} = ?" for c in cols)
     return (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
             f"WHERE {_match(tbl.pk)} AND version = ? RETURNING version")
+
+
+@functools.lru_cache(maxsize=None)
+def newest_sql(table_name, bounded):
+    tbl = table(table_name)
+    *lead, last = tbl.pk
+    where = [_match(lead)] if lead else []
+    if bounded:
+        where.append(f"{last} >= ?")
+    return (f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name} "
+            + (f"WHERE {' AND '.join(where)} " if where else "")
+            + f"ORDER BY {last} DESC LIMIT 1")
 
 
 def _match(columns):

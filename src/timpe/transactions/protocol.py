@@ -79,14 +79,15 @@ class Processor:
     def _claim(self, txn, leg, fresh=False):
         """Record, before writing, the seq at which ``leg`` will be written.
 
-        The head this request already saw (phase 1 read the sender's) saves
-        the walk: if it is stale, the claimed seq turns out taken and the
-        claim is made again from a ``fresh`` head. Refusing for want of funds
-        is only ever decided on a fresh head.
+        A recent row (the one phase 1 saw, or one search) saves proving the
+        head: if it is stale, the claimed seq turns out taken and the claim
+        is made again from a ``fresh`` (proven) head. Refusing for want of
+        funds is only ever decided on a proven head.
         """
-        head = None if fresh else self.ledger.seen(txn[leg.party])
-        if head is None or (leg is DEBIT and head["balance"] < txn["amount"]):
-            head = self.ledger.head(txn[leg.party])
+        party = txn[leg.party]
+        head = self.ledger.head(party) if fresh else self.ledger.recent(party)
+        if leg is DEBIT and head["balance"] < txn["amount"] and not fresh:
+            head = self.ledger.head(party)
         if leg is DEBIT and head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
         return self._update(txn, **claim(leg, head))

@@ -74,10 +74,13 @@ class TransactionService:
         payer = self.users.get(sender)
         self.users.get(recipient)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
-        # succeed now instead of recording a transfer bound to fail.
-        head = self.users.ledger.head(sender, payer)
+        # succeed now instead of recording a transfer bound to fail; refuse
+        # on the proven head only, since a recent row may predate a credit.
+        head = self.users.ledger.recent(sender, payer)
         if head["balance"] < amount:
-            raise InsufficientFunds(INSUFFICIENT_FUNDS)
+            head = self.users.ledger.head(sender, payer)
+            if head["balance"] < amount:
+                raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
         txn = dict.fromkeys(TRANSACTIONS.columns) | {
             "id": txn_id or uuid.uuid4().hex, "sender": sender,
