@@ -167,7 +167,8 @@ class Operation:
                 }
                 defaults = {p["name"]: p["schema"]["default"]
                             for p in mine if "default" in p["schema"]}
-                self.params[where] = (mine, compile_schema(schema), defaults)
+                self.params[where] = (mine, compile_schema(schema), defaults,
+                                      bool(schema["required"]))
         body = operation.get("requestBody")
         self.body = body and compile_schema(body["content"]["application/json"]["schema"])
 
@@ -178,11 +179,12 @@ class Operation:
         validated = {"body": None}
         if self.body:
             validated["body"] = check(self.body, json_body(request))
-        for where, (params, validator, defaults) in self.params.items():
+        for where, (params, validator, defaults, required) in self.params.items():
             source = _query(request) if where == "query" else request.headers
             given = {p["name"]: _coerce(source[p["name"]], p["schema"])
                      for p in params if p["name"] in source}
-            check(validator, given)
+            if given or required:  # nothing given, nothing required: nothing to check
+                check(validator, given)
             validated[where] = {**defaults, **given}
         return validated
 

@@ -39,8 +39,10 @@ def json_body(request):
     length = request.content_length
     if length is None:  # chunked: read no more than one byte past the limit
         raw = request.body_file.read(MAX_BODY + 1)
+    elif length <= MAX_BODY:  # read once: nothing needs a seekable copy
+        raw = request.body_file.read(length)
     else:  # a declared length over the limit is refused without reading
-        raw = request.body if length <= MAX_BODY else None
+        raw = None
     if raw is None or len(raw) > MAX_BODY:
         raise PayloadTooLarge(f"request body larger than {MAX_BODY} bytes")
     try:
