@@ -87,8 +87,10 @@ def test_the_wal_stays_small_while_processes_write_without_pause(store, db_path,
     # without one: the bound below would not hold.
     count = 3000
     largest = max(race(_append_worker, [(db_path, f"u{i}", count, every) for i in range(2)]))
+    # Measured: 2-5 MB checkpointing (in the background, so a few hundred
+    # writes may pass before one is done), 30 MB never.
     if every == 100:
-        assert largest < 4 * 2**20
+        assert largest < 10 * 2**20
     else:
-        assert largest > 16 * 2**20
+        assert largest > 20 * 2**20
     assert store.sql("SELECT COUNT(*) FROM user_transactions")[1] == [(2 * count,)]

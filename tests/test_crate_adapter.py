@@ -33,13 +33,14 @@ def unreachable():
 @pytest.mark.parametrize("call", [
     lambda s: s.insert(USERS.name, {"id": "u1"}),
     lambda s: s.get(USERS.name, ("u1",)),
+    lambda s: s.get_many(USERS.name, [("u1",), ("u2",)]),
     lambda s: s.cas(USERS.name, ("u1",), (0, 1), {"head_seq": 1}),
     lambda s: s.scan(USERS.name, fresh=True),
     lambda s: s.newest(USER_TRANSACTIONS.name, ("u1",), since=0),
     lambda s: s.setup(),
     lambda s: s.drop(),
     lambda s: s.sql("SELECT 1"),
-], ids=["insert", "get", "cas", "scan", "newest", "setup", "drop", "sql"])
+], ids=["insert", "get", "get_many", "cas", "scan", "newest", "setup", "drop", "sql"])
 def test_unreachable_cluster_is_store_unavailable(unreachable, call):
     with pytest.raises(StoreUnavailable) as caught:
         call(unreachable)

@@ -60,8 +60,10 @@ def test_a_transfer_costs_fewer_round_trips(tmp_path):
     # First 8.5 + 13.5, then 6.5 + 8: phase 1 no longer reads back its
     # insert nor looks up a fresh server-drawn id; phase 2 reuses phase 1's
     # heads and users rows; an immediate transfer is inserted with its debit
-    # claimed. Now a head is one search where an insert checks it anyway.
-    assert per_transfer == {"phase 1": 4, "phase 2": 5.5}
+    # claimed. Now a head is one search where an insert checks it anyway,
+    # and phase 1 reads both users rows in one round trip.
+    assert per_transfer == {"phase 1": 3, "phase 2": 5.5}
+    assert phases["phase 1"][("get_many", "users")] == 8
     assert phases["phase 2"][("cas", "transactions")] == 2 * 8
     assert phases["phase 1"][("get", "transactions")] == 0
     assert phases["phase 1"][("newest", "user_transactions")] == 8  # the sender's

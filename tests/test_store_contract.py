@@ -177,6 +177,26 @@ def test_get_composite_key_and_every_column(store):
     assert store.get(USER_TRANSACTIONS.name, ("u2", 3)) is None
 
 
+def test_get_many_returns_the_rows_that_exist(store):
+    store.insert(USERS.name, user())
+    store.insert(USERS.name, user(uid="u2", nickname="bob"))
+    found = store.get_many(USERS.name, [("u2",), ("nobody",), ("u1",)])
+    assert sorted(without_version(r)["nickname"] for r in found) == ["alice", "bob"]
+    assert store.get_many(USERS.name, []) == []
+    both = store.get_many(USER_TRANSACTIONS.name, [("u1", 0), ("u1", 1)])
+    assert both == []
+    store.insert(USER_TRANSACTIONS.name, entry(seq=1))
+    [row] = store.get_many(USER_TRANSACTIONS.name, [("u1", 0), ("u1", 1)])
+    assert (row["user_id"], row["seq"]) == ("u1", 1)
+
+
+def test_get_many_rows_carry_versions_for_cas(store):
+    store.insert(USERS.name, user())
+    [row] = store.get_many(USERS.name, [("u1",)])
+    assert row["_version"] == store.get(USERS.name, ("u1",))["_version"]
+    assert store.cas(USERS.name, ("u1",), row["_version"], {"head_seq": 3}) is not None
+
+
 def test_get_needs_the_whole_key(store):
     with pytest.raises(ValueError):
         store.get(USER_TRANSACTIONS.name, ("u1",))

@@ -79,6 +79,15 @@ def get_sql(tbl, key):
             f"WHERE {_match(tbl.pk)}", key_values(tbl, key))
 
 
+def get_many_sql(tbl, keys):
+    # "pk = ? OR pk = ?": CrateDB's documented form of a lookup of several
+    # primary keys (a Get, which sees writes without a refresh).
+    params = [v for key in keys for v in key_values(tbl, key)]
+    match = " OR ".join([f"({_match(tbl.pk)})"] * len(keys)) or "FALSE"
+    return (f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)} "
+            f"WHERE {match}", params)
+
+
 def cas_sql(tbl, key, version, changes):
     check_columns(tbl, changes)
     if not changes:
@@ -249,6 +258,9 @@ class CrateStore:
     def get(self, table_name, key):
         found = decode(*self._execute(*get_sql(table(table_name), key))[:2])
         return found[0] if found else None
+
+    def get_many(self, table_name, keys):
+        return decode(*self._execute(*get_many_sql(table(table_name), keys))[:2])
 
     def cas(self, table_name, key, version, changes):
         try:

@@ -7,7 +7,7 @@ protocol a cluster runs.
 from zope.interface import Attribute, Interface
 
 #: The calls of IStore that reach the data (the protocol's round trips).
-PRIMITIVES = ("insert", "get", "cas", "newest", "scan")
+PRIMITIVES = ("insert", "get", "get_many", "cas", "newest", "scan")
 
 
 class IStore(Interface):
@@ -33,6 +33,11 @@ class IStore(Interface):
         """Return the row with primary key ``key`` or None.
 
         Sees every write acknowledged before the call (read-your-writes).
+        """
+
+    def get_many(table, keys):
+        """Return the rows of those primary ``keys`` that exist, in any order,
+        in one round trip; each as :meth:`get` would (read-your-writes).
         """
 
     def cas(table, key, version, changes):

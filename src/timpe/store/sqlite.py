@@ -4,6 +4,7 @@ Each primitive is one autocommit statement, so SQLite offers the protocol
 nothing that CrateDB would not: no transaction ever spans two calls.
 """
 import functools
+import logging
 import os
 import random
 import sqlite3
@@ -45,13 +46,41 @@ BUSY_MAX_PAUSE = 0.002
 # that size every commit paid for a checkpoint and its syncs (about a fifth
 # of a transfer's SQLite time, measured) while the file grew without end.
 # Instead each process checkpoints after every CHECKPOINT_EVERY of its own
-# writes (setting sqlite.checkpoint_every), in RESTART mode: it waits up to CHECKPOINT_WAIT_MS for readers of
-# the old WAL to finish, so the next write starts the WAL over and it stays
-# a few MB. A busy checkpoint is not an error: the next one catches up.
+# writes (setting sqlite.checkpoint_every), ending in RESTART mode: it waits
+# up to CHECKPOINT_WAIT_MS for readers of the old WAL to finish, so that the
+# next write starts the WAL over and the file stays a few MB. It runs on an
+# OS thread of its own with its own connection: its syncs and its wait
+# (about 10 ms, measured) would otherwise stall every greenlet of a gevent
+# worker. A busy checkpoint is not an error: the next one catches up.
 CHECKPOINT_EVERY = 1000
 CHECKPOINT_WAIT_MS = 5
 # After a restart the WAL file is cut back to this size (bytes).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+try:  # a real OS thread even where gevent has patched the threading modules
+    from gevent.monkey import get_original
+    _start_thread = get_original("_thread", "start_new_thread")
+except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+    from _thread import start_new_thread as _start_thread
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_wal(path, wait_ms=CHECKPOINT_WAIT_MS):
+    """Copy the WAL of ``path`` into the database and let the next write
+    start the WAL over. True when done; False when readers kept it busy."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=wait_ms / 1000)
+    try:
+        # PASSIVE copies (and syncs) while writers go on; RESTART, which
+        # holds off writers, then has only the last few pages left to copy.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return not conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if _busy(exc):
+            return False
+        raise StoreUnavailable(f"store unavailable: {exc}") from exc
+    finally:
+        conn.close()
 
 
 def _busy(exc):
@@ -72,6 +101,7 @@ class SQLiteStore:
         self.mappings_dir = mappings_dir
         self.checkpoint_every = int(checkpoint_every)
         self._conn, self._pid, self._writes = None, None, 0
+        self._checkpointing = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -94,7 +124,6 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, isolation_level=None,
                                    timeout=self.busy_timeout_ms / 1000,
                                    check_same_thread=False)
-            conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -105,33 +134,24 @@ class SQLiteStore:
         return self._conn
 
     def _wrote(self):
-        """Count a write of this process; every ``checkpoint_every``, checkpoint."""
+        """Count a write of this process; every ``checkpoint_every``, checkpoint
+        in the background (unless the last one is still running)."""
         self._writes += 1
-        if self._writes % self.checkpoint_every == 0:
-            self.checkpoint()
+        if self._writes % self.checkpoint_every == 0 and not self._checkpointing:
+            self._checkpointing = True
+            _start_thread(self._checkpoint_in_background, ())
 
-    def checkpoint(self):
-        """Copy the WAL into the database and let the next write restart it.
+    def _checkpoint_in_background(self):
+        try:
+            checkpoint_wal(self.path)
+        except Exception:  # a thread has no caller to tell: say it, go on
+            log.exception("checkpoint of %s failed", self.path)
+        finally:
+            self._checkpointing = False
 
-        Return True when it was done, False when readers kept it busy.
-        """
-        with self._lock:
-            conn = self._connection()
-            # The only wait inside SQLite's C code: a few ms, CHECKPOINT_EVERY
-            # writes apart, against a sync per commit without it.
-            conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-            try:
-                busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc):
-                    raise StoreUnavailable(f"store unavailable: {exc}") from exc
-                busy = 1
-            finally:
-                conn.execute("PRAGMA busy_timeout=0")
-            return not busy
-
-    def _execute(self, sql, params=()):
-        """Run one statement; return (rowcount, rows, column names).
+    def _execute(self, sql, params=(), describe=False):
+        """Run one statement; return its rows (tuples), and with ``describe``
+        also its column names.
 
         A statement that found the database busy changed nothing (each one
         is its own transaction), so it is simply run again.
@@ -141,9 +161,9 @@ class SQLiteStore:
             try:
                 with self._lock:
                     cur = self._connection().execute(sql, params)
-                    rows = cur.fetchall()
-                    names = [d[0] for d in cur.description or ()]
-                    return cur.rowcount, rows, names
+                    if describe:
+                        return cur.fetchall(), [d[0] for d in cur.description or ()]
+                    return cur.fetchall()
             except sqlite3.OperationalError as exc:
                 now = time.monotonic()
                 deadline = deadline or now + self.busy_timeout_ms / 1000
@@ -157,28 +177,36 @@ class SQLiteStore:
 
     def insert(self, table_name, row, want_version=False):
         cols = tuple(row)
-        rows = self._execute(insert_sql(table_name, cols), [row[c] for c in cols])[1]
+        rows = self._execute(insert_sql(table_name, cols), [row[c] for c in cols])
         self._wrote()
         if want_version:
             return rows[0][0] if rows else None
         return bool(rows)
 
     def get(self, table_name, key):
-        rows = self._execute(get_sql(table_name), key_values(table(table_name), key))[1]
-        return _row(rows[0]) if rows else None
+        rows = self._execute(get_sql(table_name), key_values(table(table_name), key))
+        return _row(table_name, rows[0]) if rows else None
+
+    def get_many(self, table_name, keys):
+        tbl = table(table_name)
+        params = [v for key in keys for v in key_values(tbl, key)]
+        if not params:
+            return []
+        found = self._execute(get_many_sql(table_name, len(keys)), params)
+        return [_row(table_name, r) for r in found]
 
     def cas(self, table_name, key, version, changes):
         cols = tuple(changes)
         params = [changes[c] for c in cols] + key_values(table(table_name), key) + [version]
-        rows = self._execute(cas_sql(table_name, cols), params)[1]
+        rows = self._execute(cas_sql(table_name, cols), params)
         self._wrote()
         return rows[0][0] if rows else None
 
     def newest(self, table_name, prefix, since=None):
         tbl = table(table_name)
         params = prefix_values(tbl, prefix) + ([] if since is None else [since])
-        rows = self._execute(newest_sql(table_name, since is not None), params)[1]
-        return _row(rows[0]) if rows else None
+        rows = self._execute(newest_sql(table_name, since is not None), params)
+        return _row(table_name, rows[0]) if rows else None
 
     def scan(self, table_name, where=None, order_by=None, limit=None):
         tbl = table(table_name)
@@ -196,13 +224,13 @@ class SQLiteStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_row(r) for r in self._execute(sql, params)[1]]
+        return [_row(table_name, r) for r in self._execute(sql, params)]
 
     # -- operations ----------------------------------------------------------
 
     def setup(self):
         existing = {r[0] for r in self._execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")[1]}
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
         return mappings.create_tables(self.name, self.mappings_dir, self._execute, existing)
 
     def drop(self):
@@ -210,8 +238,8 @@ class SQLiteStore:
             self._execute(f"DROP TABLE IF EXISTS {table(name).name}")
 
     def sql(self, statement, params=()):
-        _, rows, columns = self._execute(statement, params)
-        return columns, [tuple(r) for r in rows]
+        rows, columns = self._execute(statement, params, describe=True)
+        return columns, rows
 
     def close(self):
         if self._conn is not None and self._pid == _pid:
@@ -263,7 +291,18 @@ def _match(columns):
     return " AND ".join(f"{c} = ?" for c in columns)
 
 
-def _row(found):
-    row = dict(found)
-    row["_version"] = row.pop("version")
-    return row
+@functools.lru_cache(maxsize=None)
+def get_many_sql(table_name, count):
+    tbl = table(table_name)
+    return (f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name} WHERE "
+            + " OR ".join([f"({_match(tbl.pk)})"] * count))
+
+
+@functools.lru_cache(maxsize=None)
+def _names(table_name):
+    # Every SELECT of a row lists the table's columns, then its version.
+    return table(table_name).columns + ("_version",)
+
+
+def _row(table_name, found):
+    return dict(zip(_names(table_name), found))

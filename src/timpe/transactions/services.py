@@ -71,8 +71,7 @@ class TransactionService:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
                 return self._replay(earlier, print_), True
-        payer = self.users.get(sender)
-        self.users.get(recipient)
+        payer, _ = self.users.get_many(sender, recipient)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail; refuse
         # on the proven head only, since a recent row may predate a credit.

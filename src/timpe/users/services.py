@@ -51,11 +51,18 @@ class UserService:
 
     def get(self, uid):
         """The stored user row, or NotFound."""
-        user = self.store.get(USERS.name, (uid,)) if isinstance(uid, str) else None
-        if user is None:
-            raise NotFound(f"unknown user {uid!r}")
-        self.ledger.remember_user(user)  # phase 2 starts its head walks from it
-        return user
+        return self.get_many(uid)[0]
+
+    def get_many(self, *uids):
+        """The stored users rows of ``uids``, in one round trip; NotFound
+        names the first that does not exist."""
+        keys = [(uid,) for uid in uids if isinstance(uid, str)]
+        found = {u["id"]: u for u in self.store.get_many(USERS.name, keys)} if keys else {}
+        for uid in uids:
+            if uid not in found or not isinstance(uid, str):
+                raise NotFound(f"unknown user {uid!r}")
+            self.ledger.remember_user(found[uid])  # phase 2 starts its heads from it
+        return [found[uid] for uid in uids]
 
     def balance(self, user):
         return self.ledger.head(user["id"], user)["balance"]
