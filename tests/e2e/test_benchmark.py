@@ -1,5 +1,6 @@
-"""bin/benchmark runs on a topology of its own and prints every figure.
-Benchmarks print; this checks what is printed, never how fast it was."""
+"""bin/benchmark runs on a topology of its own, or on one already running,
+and prints every figure. Benchmarks print; this checks what is printed,
+never how fast it was."""
 import os
 import re
 import subprocess
@@ -8,7 +9,17 @@ from timpe.paths import BIN
 from timpe.topology.private import processes_under
 
 TINY = ["--quick", "--probe", "300", "--immediate", "200", "--phase1", "300",
-        "--reads", "20", "--history", "100", "--soak", "200", "-c", "8"]
+        "--reads", "20", "--history", "100", "--soak", "200", "-c", "8", "--rounds", "2"]
+FIGURES = (r"round 2/2: GET /probe_status \d+/s, POST /transactions/immediately \d+/s, "
+           r"ratio \d+\.\d+",
+           r"GET /probe_status: \d+/s",
+           r"POST /transactions/immediately: \d+ transfers/s",
+           r"transfers/probe = \d+\.\d+, the median of 2 rounds",
+           r"POST /transactions \(phase 1 only\): \d+ transfers/s",
+           r"drained \d+ queued transfers in [\d.]+ s = \d+ transfers/s",
+           r"GET /users/\{id\}, 10 ledger rows: p50 [\d.]+ ms, p99",
+           r"GET /users/\{id\}, 100 ledger rows: p50 [\d.]+ ms, p99",
+           r"read long/short \(p50\) = \d+\.\d+")
 
 
 def test_benchmark_prints_the_figures_and_stops_everything():
@@ -17,21 +28,41 @@ def test_benchmark_prints_the_figures_and_stops_everything():
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     home = re.search(r"benchmark in (\S+):", out).group(1)
-    for figure in (r"GET /probe_status: \d+/s",
-                   r"POST /transactions/immediately: \d+ transfers/s",
-                   r"transfers/probe = \d+\.\d+",
-                   r"POST /transactions \(phase 1 only\): \d+ transfers/s",
-                   r"drained 300 queued transfers in [\d.]+ s = \d+ transfers/s",
-                   r"GET /users/\{id\}, 10 ledger rows: p50 [\d.]+ ms, p99",
-                   r"GET /users/\{id\}, 100 ledger rows: p50 [\d.]+ ms, p99",
-                   r"read long/short \(p50\) = \d+\.\d+",
-                   r"RSS app \(gunicorn master \+ workers\): cold [\d.]+ MB, before [\d.]+ MB, "
-                   r"after [\d.]+ MB",
-                   r"RSS app2 ",
-                   r"largest RSS growth = -?[\d.]+ MB",
-                   r"audit: 0 problems"):
+    for figure in FIGURES + (
+            r"drained 300 queued transfers",
+            r"RSS app \(gunicorn master \+ workers\): cold [\d.]+ MB, before [\d.]+ MB, "
+            r"after [\d.]+ MB",
+            r"RSS app2 ",
+            r"largest RSS growth = -?[\d.]+ MB",
+            r"audit: 0 problems, .* in flight 0"):
         assert re.search(figure, out), f"{figure!r} not in:\n{out}"
     assert "http 5" not in out
     # Its topology is stopped and its directory removed.
     assert processes_under(home) == []
     assert not os.path.exists(home)
+
+
+def test_benchmark_of_a_running_topology_adds_and_deletes_nothing(topology):
+    """--url: the topology is the one already running; its data stays."""
+    api = topology.api
+    api.register("not_a_bench_user", 12.5)
+    done = subprocess.run([str(BIN / "benchmark"), "--url", topology.url,
+                           "--config", str(topology.ini), *TINY],
+                          capture_output=True, text=True, timeout=120)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert f"benchmark of the topology at {topology.url}" in out
+    assert "built a 100-row history" in out
+    for figure in FIGURES + (r"RSS: not measured", r"audit: 0 problems"):
+        assert re.search(figure, out), f"{figure!r} not in:\n{out}"
+    assert "http 5" not in out
+    status, body = api.call("GET", "/users")
+    users = {u["nickname"]: u["balance"] for u in body["data"]}
+    assert users["not_a_bench_user"] == 12.5
+    assert "bench_0063" in users and "bench_long" in users
+    # A second run reuses the users and the history it built.
+    again = subprocess.run([str(BIN / "benchmark"), "--url", topology.url,
+                            "--config", str(topology.ini), *TINY],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "built a" not in again.stdout

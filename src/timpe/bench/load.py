@@ -99,6 +99,18 @@ class Result:
     def ok(self):
         return sum(n for k, n in self.kinds.items() if k.startswith("http 2"))
 
+    @classmethod
+    def merged(cls, results):
+        """One Result of several runs, one after the other."""
+        total = cls()
+        for r in results:
+            total.count += r.count
+            total.elapsed += r.elapsed
+            total.latencies += r.latencies
+            total.kinds.update(r.kinds)
+            total.bodies += r.bodies
+        return total
+
     def percentile(self, p):
         ordered = sorted(self.latencies)
         if not ordered:

@@ -1,39 +1,50 @@
-"""bin/benchmark: where a transfer's time goes, on a topology of its own.
+"""bin/benchmark: where a transfer's time goes.
 
-Starts supervisord, HAProxy and both app nodes on free ports in a temporary
-directory (the seed's ports and var/ are never touched), loads it through
-HAProxy with one keep-alive client (timpe.bench.load) and prints:
+By default on a topology of its own: supervisord, HAProxy and both app nodes
+on free ports in a temporary directory (the seed's ports and var/ are never
+touched), all stopped at the end. With ``--url`` it measures the topology
+already running there instead (``make run``: http://localhost:9100): it adds
+its own ``bench_*`` users and their transfers and deletes nothing; the RSS
+figures need that topology's supervisord on this machine.
+
+One keep-alive client (timpe.bench.load) prints:
 
 * GET /probe_status/s (the ceiling of the stack) and immediate transfers/s
-  at the same concurrency: their ratio is the headline figure;
+  at the same concurrency, in alternating rounds: the median of the rounds'
+  ratios is the headline figure;
 * phase-1-only transfers/s (POST /transactions);
 * how fast POST /process?limit= drains the transfers phase 1 queued;
 * GET /users/{id} latency for a user with ~10 ledger rows and one with a
-  long history (built in-process before the nodes start, see
-  timpe.bench.history);
+  long history (built in-process through the configured store before the
+  measurements, see timpe.bench.history);
 * each node's RSS (gunicorn master + workers) before and after a long run
-  of transfers.
+  of transfers;
+* an audit of the store's invariants.
 
-Everything is stopped at the end, whatever happens. Counts are bounded;
-``--quick`` makes them small.
+Counts are bounded; ``--quick`` makes them small.
 """
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from timpe.bench import history, load
 from timpe.bench.rss import tree_rss_mb
 from timpe.topology.render import WORKERS
 
-FULL = {"probe": 20000, "immediate": 10000, "phase1": 10000, "reads": 1000,
+# A probe is ~3x faster than a transfer: 4x the count keeps each round's
+# runs about as long (a second or more each).
+FULL = {"probe": 40000, "immediate": 10000, "phase1": 10000, "reads": 1000,
         "history": 100000, "soak": 100000}
-QUICK = {"probe": 2000, "immediate": 1000, "phase1": 1000, "reads": 200,
+QUICK = {"probe": 4000, "immediate": 1000, "phase1": 1000, "reads": 200,
          "history": 2000, "soak": 2000}
 USERS = 64
+ROUNDS = 4  # probe and immediate runs alternate: a drift of the machine hits both
 BATCH = 2000  # /process?limit=: one batch stays far below HAProxy's 60 s timeout
 
 TARGETS = {"transfers/probe": (">=", 0.35), "read long/short": ("<=", 1.5),
@@ -72,10 +83,11 @@ def transfer_requests(host, path, ids, count, rnd):
 
 
 class Bench:
-    def __init__(self, private, counts, concurrency, seed=1):
-        self.private, self.counts, self.concurrency = private, counts, concurrency
-        self.host, self.port = "127.0.0.1", private.ports.haproxy
-        self.hostname = f"127.0.0.1:{self.port}"
+    def __init__(self, host, port, counts, concurrency, node_pids=None, seed=1):
+        self.counts, self.concurrency = counts, concurrency
+        self.host, self.port = host, port
+        self.hostname = f"{host}:{port}"
+        self.node_pids = node_pids  # () -> {node: pid}; None: RSS not measured
         self.rnd = random.Random(seed)
 
     def load(self, label, raws, concurrency=None):
@@ -85,9 +97,9 @@ class Bench:
         bar.end()
         return result
 
-    def probe(self):
+    def probe(self, count):
         raw = load.request_bytes("GET", "/probe_status", self.hostname)
-        return self.load("probe", [raw] * self.counts["probe"])
+        return self.load("probe", [raw] * count)
 
     def transfers(self, label, path, count, ids):
         return self.load(label, transfer_requests(self.hostname, path, ids, count, self.rnd))
@@ -128,24 +140,27 @@ class Bench:
         return [latencies[u] for u in uids]
 
     def rss(self):
-        pids = {name: self.private.topology.pid(name) for name in ("app", "app2")}
-        return {name: tree_rss_mb(pid)[0] for name, pid in pids.items()}
+        if self.node_pids is None:
+            return None
+        return {name: tree_rss_mb(pid)[0] for name, pid in self.node_pids().items()}
 
 
-def build_data(private, counts, say):
-    """Users and histories, in-process on the topology's SQLite file."""
+def build_data(config, counts, say, create_tables=False):
+    """Users and histories, in-process through the store ``config`` names."""
     from timpe.cli import db, open_store
 
-    db.setup(["--config", str(private.ini)])
-    store = open_store(private.ini)
+    if create_tables:
+        db.setup(["--config", str(config)])
+    store = open_store(config)
     try:
         ids = history.register(store, USERS)
         short, _ = history.long_history_of(store, "bench_short", 9)
         bar = Progress("history", counts["history"])
         long_id, seconds = history.long_history_of(store, "bench_long", counts["history"], bar)
         bar.end()
-        say(f"built a {counts['history']}-transfer history in-process in {seconds:.1f} s "
-            f"({counts['history'] / seconds:.0f} transfers/s through TransactionService)")
+        if seconds:
+            say(f"built a {counts['history']}-row history in-process in {seconds:.1f} s "
+                f"({counts['history'] / seconds:.0f} transfers/s through TransactionService)")
     finally:
         store.close()
     return ids, short, long_id
@@ -165,6 +180,35 @@ def answers(result):
     return ", ".join(f"{k} x{n}" for k, n in sorted(result.kinds.items()))
 
 
+def alternate(bench, ids, say):
+    """Probe and immediate runs in turns; (probe, immediate, median ratio)."""
+    c, rounds = bench.counts, bench.counts["rounds"]
+    probes, transfers = [], []
+    for r in range(1, rounds + 1):
+        probes.append(bench.probe(max(1, c["probe"] // rounds)))
+        transfers.append(bench.transfers("immediately", "/transactions/immediately",
+                                         max(1, c["immediate"] // rounds), ids))
+        say(f"round {r}/{rounds}: GET /probe_status {probes[-1].rate:.0f}/s, "
+            f"POST /transactions/immediately {transfers[-1].rate:.0f}/s, "
+            f"ratio {transfers[-1].rate / probes[-1].rate:.3f}")
+    ratios = [t.rate / p.rate for p, t in zip(probes, transfers)]
+    return (load.Result.merged(probes), load.Result.merged(transfers),
+            statistics.median(ratios), (min(ratios), max(ratios)))
+
+
+def report_rss(cold, before, after, say):
+    if after is None:
+        say("RSS: not measured (no supervisord of that topology on this machine)")
+        return True
+    growth = max(after[n] - before[n] for n in after)
+    for name in after:
+        say(f"RSS {name} (gunicorn master + workers): cold {cold[name]:.1f} MB, "
+            f"before {before[name]:.1f} MB, after {after[name]:.1f} MB, "
+            f"growth {after[name] - before[name]:+.1f} MB")
+    say(f"largest RSS growth = {growth:.1f} MB  ({verdict('rss growth MB', growth)})")
+    return True
+
+
 def measure(bench, ids, short, long_id, say):
     c = bench.counts
     # Warm-up: first requests import and compile; not counted.
@@ -172,15 +216,14 @@ def measure(bench, ids, short, long_id, say):
     bench.transfers("warm-up", "/transactions/immediately", 300, ids)
     cold = bench.rss()
 
-    probe = bench.probe()
+    probe, immediate, ratio, spread = alternate(bench, ids, say)
     say(f"GET /probe_status: {probe.rate:.0f}/s, p50 {ms(probe.percentile(50))}, "
         f"p99 {ms(probe.percentile(99))} ({answers(probe)})")
-    immediate = bench.transfers("immediately", "/transactions/immediately", c["immediate"], ids)
-    ratio = immediate.rate / probe.rate
     say(f"POST /transactions/immediately: {immediate.rate:.0f} transfers/s, "
         f"p50 {ms(immediate.percentile(50))}, p99 {ms(immediate.percentile(99))} "
         f"({answers(immediate)})")
-    say(f"transfers/probe = {ratio:.3f}  ({verdict('transfers/probe', ratio)})")
+    say(f"transfers/probe = {ratio:.3f}, the median of {c['rounds']} rounds "
+        f"({spread[0]:.3f}-{spread[1]:.3f})  ({verdict('transfers/probe', ratio)})")
 
     phase1 = bench.transfers("phase 1", "/transactions", c["phase1"], ids)
     say(f"POST /transactions (phase 1 only): {phase1.rate:.0f} transfers/s, "
@@ -201,35 +244,40 @@ def measure(bench, ids, short, long_id, say):
     soak = bench.transfers("soak", "/transactions/immediately", c["soak"], ids)
     after = bench.rss()
     say(f"{c['soak']} more immediate transfers: {soak.rate:.0f}/s ({answers(soak)})")
-    growth = max(after[n] - before[n] for n in after)
-    for name in after:
-        say(f"RSS {name} (gunicorn master + workers): cold {cold[name]:.1f} MB, "
-            f"before {before[name]:.1f} MB, after {after[name]:.1f} MB, "
-            f"growth {after[name] - before[name]:+.1f} MB")
-    say(f"largest RSS growth = {growth:.1f} MB  ({verdict('rss growth MB', growth)})")
+    report_rss(cold, before, after, say)
     bad = [r for r in (probe, immediate, phase1, soak) if r.ok() != r.count]
-    return not bad and processed == phase1.ok()
+    # A running topology may have had queued transfers of its own.
+    return not bad and processed >= phase1.ok()
 
 
-def audit_store(private, say):
+def audit_store(config, say, quiescent=True):
+    """Check the invariants; a running topology's own work may be in flight."""
     from timpe.audit import audit
     from timpe.cli import open_store
 
-    store = open_store(private.ini)
+    store = open_store(config)
     try:
-        report = audit(store)
+        report = audit(store, require_terminal=quiescent)
     finally:
         store.close()
     say(f"audit: {len(report['problems'])} problems, initial total "
-        f"{report['initial_total']}, balances {report['balance_total']}")
+        f"{report['initial_total']}, balances {report['balance_total']}, "
+        f"in flight {report['in_flight']}")
     return not report["problems"]
 
 
 def parse_args(argv):
+    from timpe.cli import add_config_argument
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts (about half a minute)")
+    parser.add_argument("--url", help="measure the topology running there (e.g. "
+                        "http://localhost:9100, as make run starts it) instead of one of its own")
+    add_config_argument(parser)  # with --url: the store its nodes use
     parser.add_argument("-c", "--concurrency", type=int, default=32,
                         help="keep-alive connections of the load client (default 32)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"alternating probe/immediate runs (default {ROUNDS})")
     for name, count in FULL.items():
         parser.add_argument(f"--{name}", type=int, help=f"count for {name} (default {count})")
     parser.add_argument("--workers", type=int, default=WORKERS,
@@ -238,29 +286,66 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     counts = dict(QUICK if args.quick else FULL)
     counts.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
+    counts["rounds"] = args.rounds
     if min(counts.values()) < 1 or args.concurrency < 1:
-        parser.error("counts and --concurrency must be at least 1")
+        parser.error("counts, --rounds and --concurrency must be at least 1")
+    if args.url:
+        url = urlsplit(args.url)
+        if url.scheme != "http" or not url.hostname:
+            parser.error("--url must be http://host[:port]")
+        args.address = (url.hostname, url.port or 80)
     return args, counts
 
 
-def main(argv=None):
+def local_node_pids(host, port):
+    """The node pids of this checkout's running topology, when ``host:port``
+    is its HAProxy; else None."""
+    from timpe.cli.topology import PORTS
+    from timpe.paths import SUPERVISORD_CONF, VAR
+    from timpe.topology.instance import Topology
+
+    topology = Topology(SUPERVISORD_CONF, VAR)
+    local = host in ("localhost", "127.0.0.1", "::1") and port == PORTS.haproxy
+    if not (local and topology.is_up()):
+        return None
+    return lambda: {name: topology.pid(name) for name in ("app", "app2")}
+
+
+def against_url(args, counts, say):
+    host, port = args.address
+    say(f"benchmark of the topology at {args.url} (store: {args.config}): counts {counts}, "
+        f"concurrency {args.concurrency}")
+    ids, short, long_id = build_data(args.config, counts, say)
+    bench = Bench(host, port, counts, args.concurrency, local_node_pids(host, port))
+    clean = measure(bench, ids, short, long_id, say)
+    return clean, audit_store(args.config, say, quiescent=False)
+
+
+def on_own_topology(args, counts, say):
     from timpe.topology import private as private_topology
 
-    args, counts = parse_args(argv)
-    say = lambda line: print(line, flush=True)  # noqa: E731
     home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
     say(f"benchmark in {home}: counts {counts}, concurrency {args.concurrency}, "
         f"{args.workers} workers per node")
     prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers)
-    ids, short, long_id = build_data(prepared, counts, say)
+    ids, short, long_id = build_data(prepared.ini, counts, say, create_tables=True)
     with private_topology.running(prepared) as running:
         say(f"topology up: haproxy :{running.ports.haproxy}, app :{running.ports.app}, "
             f"app2 :{running.ports.app2}")
-        clean = measure(Bench(running, counts, args.concurrency), ids, short, long_id, say)
-    sound = audit_store(prepared, say)
+        pids = lambda: {n: running.topology.pid(n) for n in ("app", "app2")}  # noqa: E731
+        bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency, pids)
+        clean = measure(bench, ids, short, long_id, say)
+    sound = audit_store(prepared.ini, say)
     if not args.keep:
         import shutil
         shutil.rmtree(home, ignore_errors=True)
+    return clean, sound
+
+
+def main(argv=None):
+    args, counts = parse_args(argv)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    clean, sound = (against_url if args.url else on_own_topology)(args, counts, say)
     if not (clean and sound):
         say("FAILED: some requests were not answered 2xx, or the store is unsound")
         return 1
