@@ -10,7 +10,7 @@ from timpe.money import CENT, MAX_AMOUNT, SCALE
 from timpe.transactions.protocol import STATES
 from timpe.transactions.services import CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT
 from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
-from timpe.web import MAX_BODY
+from timpe.web import MAX_BODY, respond
 
 
 
@@ -270,7 +270,7 @@ SPEC = {
 
 @view_config(route_name="openapi", request_method="GET")
 def openapi_json(request):
-    return SPEC
+    return respond(request, SPEC)
 
 
 def includeme(config):

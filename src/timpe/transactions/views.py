@@ -4,7 +4,7 @@ from timpe.errors import InsufficientFunds
 from timpe.money import parse_amount
 from timpe.transactions.protocol import FAILED
 from timpe.transactions.services import transaction_id
-from timpe.web import success
+from timpe.web import respond, success
 
 # Bodies and query parameters arrive checked against the OpenAPI document
 # (timpe.validation): fields, types and limits are stated there once.
@@ -25,7 +25,7 @@ def _create(request, claimed=False):
 
 @view_config(route_name="transactions", request_method="POST")
 def create(request):
-    return success(request.transactions.view(_create(request)))
+    return success(request, request.transactions.view(_create(request)))
 
 
 @view_config(route_name="transactions_immediately", request_method="POST")
@@ -36,18 +36,18 @@ def create_immediately(request):
     if txn["state"] == FAILED:
         # Recorded, then lost the race for the funds: nothing moved.
         raise InsufficientFunds(txn["reason"], data=service.view(txn))
-    return success(service.view(txn))
+    return success(request, service.view(txn))
 
 
 @view_config(route_name="process", request_method="POST")
 @view_config(route_name="transactions_process", request_method="POST")
 def process(request):
     done, failed = request.transactions.process(limit=request.validated["query"].get("limit"))
-    return {
+    return respond(request, {
         "status": "success",
         "processed": len(done),
         "failed_transactions": [{"id": t["id"], "reason": t["reason"]} for t in failed],
-    }
+    })
 
 
 @view_config(route_name="transactions", request_method="GET")
@@ -55,10 +55,10 @@ def list_transactions(request):
     query = request.validated["query"]
     service = request.transactions
     txns = service.latest(state=query.get("state"), limit=query["limit"])
-    return success([service.view(t) for t in txns])
+    return success(request, [service.view(t) for t in txns])
 
 
 @view_config(route_name="transaction", request_method="GET")
 def show(request):
     service = request.transactions
-    return success(service.view(service.find(request.matchdict["id"])))
+    return success(request, service.view(service.find(request.matchdict["id"])))

@@ -6,7 +6,7 @@ from timpe.web import success
 
 @view_config(route_name="users", request_method="GET")
 def list_users(request):
-    return success(request.users.all())
+    return success(request, request.users.all())
 
 
 @view_config(route_name="users", request_method="POST")
@@ -15,10 +15,9 @@ def register(request):
     body = request.validated["body"]  # checked against the spec (timpe.validation)
     balance = parse_amount(body.get("balance", 0), "balance", allow_zero=True)
     user = request.users.register(body["nickname"], balance)
-    request.response.status = 201
-    return success(user)
+    return success(request, user, status=201)
 
 
 @view_config(route_name="user", request_method="GET")
 def show_user(request):
-    return success(request.users.find(request.matchdict["id"]))
+    return success(request, request.users.find(request.matchdict["id"]))
