@@ -185,6 +185,63 @@ def fast_check(schema):
     return _every(checks)
 
 
+# -- messages: which field, what is wrong ------------------------------------
+
+_PRIORITY = ("type", "const", "enum", "minLength", "maxLength", "exclusiveMinimum",
+             "minimum", "maximum", "exclusiveMaximum", "multipleOf", "pattern", "not")
+_TYPES = {"integer": "a whole number", "number": "a number", "string": "a string",
+          "object": "a JSON object", "array": "an array", "boolean": "true or false"}
+
+
+def _rank(error):
+    kw = error.validator
+    return (list(error.absolute_path), _PRIORITY.index(kw) if kw in _PRIORITY else len(_PRIORITY))
+
+
+def _what(error):
+    kw, value, schema = error.validator, error.validator_value, error.schema
+    bound = {"exclusiveMinimum": ">", "minimum": ">=", "exclusiveMaximum": "<"}
+    if kw in bound:
+        return f"must be {bound[kw]} {value}"
+    if kw == "maximum":
+        return f"must not exceed {value}"
+    if kw == "multipleOf":
+        step = Decimal(str(value))
+        places = -step.as_tuple().exponent
+        if step == Decimal(1).scaleb(-places):
+            return f"may have at most {places} decimal places"
+        return f"must be a multiple of {value}"
+    if kw == "minLength":
+        return "must not be empty" if value == 1 else f"must have at least {value} characters"
+    if kw == "maxLength":
+        return f"may have at most {value} characters"
+    if kw == "enum":
+        return "must be one of: " + ", ".join(map(str, value))
+    if "description" in schema:
+        return f"must be {schema['description']}"
+    if kw == "type":
+        kinds = [value] if isinstance(value, str) else value
+        return "must be " + " or ".join(_TYPES.get(k, k) for k in kinds)
+    return f"is invalid ({error.message})"
+
+
+def message(errors):
+    """One readable message for a non-empty list of validation errors."""
+    for error in errors:
+        if error.validator == "required" and not error.absolute_path:
+            missing = [f for f in error.validator_value if f not in error.instance]
+            return f"missing field(s): {', '.join(missing)}"
+    for error in errors:
+        if error.validator == "additionalProperties" and not error.absolute_path:
+            unknown = sorted(set(error.instance) - set(error.schema.get("properties", ())))
+            return f"unknown field(s): {', '.join(unknown)}"
+    error = min(errors, key=_rank)
+    if not error.absolute_path:
+        return f"request body {_what(error)}"
+    field = ".".join(map(str, error.absolute_path))
+    return f"'{field}' {_what(error)}"
+
+
 def check(validator, instance, fast=None):
     """``instance``, if valid; else BadRequest saying what is wrong."""
     if fast is not None and fast(instance):
