@@ -211,9 +211,11 @@ def report_rss(cold, before, after, say):
 
 def measure(bench, ids, short, long_id, say):
     c = bench.counts
-    # Warm-up: first requests import and compile; not counted.
-    bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)] * 500)
-    bench.transfers("warm-up", "/transactions/immediately", 300, ids)
+    # Warm-up, not counted: the probe rate keeps rising for its first ~10,000
+    # requests (measured), which would flatter the ratio.
+    bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
+               * (c["probe"] // 2))
+    bench.transfers("warm-up", "/transactions/immediately", c["immediate"] // 5, ids)
     cold = bench.rss()
 
     probe, immediate, ratio, spread = alternate(bench, ids, say)
