@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 
 
+def _reject_constant(name):
+    raise BadRequest(f"{name} is not a number")
+
+
+# Built once: simplejson.loads/dumps with options build a new one per call.
+_DECODER = simplejson.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_ENCODER = simplejson.JSONEncoder(use_decimal=True)
+
+
 def respond(request, payload, status=None):
     """``payload`` as the JSON response (simplejson: Decimals stay exact).
 
@@ -27,7 +36,7 @@ def respond(request, payload, status=None):
     if status is not None:
         response.status = status
     response.content_type = "application/json"
-    response.body = simplejson.dumps(payload, use_decimal=True).encode("utf-8")
+    response.body = _ENCODER.encode(payload).encode("utf-8")
     return response
 
 
@@ -37,10 +46,6 @@ def success(request, data, status=None):
 
 def failure(request, status, msg, **extra):
     return respond(request, {"status": "failed", "msg": msg, **extra}, status)
-
-
-def _reject_constant(name):
-    raise BadRequest(f"{name} is not a number")
 
 
 def json_body(request):
@@ -59,8 +64,7 @@ def json_body(request):
     if raw is None or len(raw) > MAX_BODY:
         raise PayloadTooLarge(f"request body larger than {MAX_BODY} bytes")
     try:
-        body = simplejson.loads(raw.decode("utf-8"), parse_float=Decimal,
-                                parse_constant=_reject_constant)
+        body = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, BadRequest):
             raise
