@@ -55,6 +55,11 @@ CHECKPOINT_EVERY = 1000
 CHECKPOINT_WAIT_MS = 5
 # After a restart the WAL file is cut back to this size (bytes).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# Each write copies every page it changed into the WAL, and each statement
+# after another process's commit reads its pages afresh: half SQLite's
+# default 4096 made two processes' transfers about 7 % faster (measured;
+# 1024 about the same, 8192 and 16384 slower).
+PAGE_SIZE = 2048
 
 # The real OS thread and lock even where gevent has patched the threading
 # modules. The lock guards the connection against real threads only: SQLite
@@ -127,6 +132,8 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, isolation_level=None,
                                    timeout=self.busy_timeout_ms / 1000,
                                    check_same_thread=False)
+            # Only a new file takes it (before WAL mode fixes the page size).
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA wal_autocheckpoint=0")
