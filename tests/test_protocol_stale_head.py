@@ -2,7 +2,10 @@
 inserts without first looking; a head comes from a search that may lag.
 These prove a stale head costs a retry, never a wrong outcome, and that the
 saving is real (round trips are counted)."""
+import pytest
+
 from tests.conftest import assert_sound
+from tests.faults import Crash, FaultyStore
 from tests.lagging import LaggingStore
 from timpe.bench.roundtrips import count_transfers
 from timpe.transactions.protocol import Processor
@@ -60,14 +63,15 @@ def test_a_transfer_costs_fewer_round_trips(tmp_path):
     # First 8.5 + 13.5, then 6.5 + 8: phase 1 no longer reads back its
     # insert nor looks up a fresh server-drawn id; phase 2 reuses phase 1's
     # heads and users rows; an immediate transfer is inserted with its debit
-    # claimed. Now a head is one search where an insert checks it anyway,
-    # and phase 1 reads both users rows in one round trip.
-    assert per_transfer == {"phase 1": 3, "phase 2": 5.5}
+    # claimed. Then 3 + 5.5: a head is one search where an insert checks it
+    # anyway, and both users rows come in one round trip. Now 4 + 3.5: the
+    # credit is claimed in the insert too, so nothing goes through committed.
+    assert per_transfer == {"phase 1": 4, "phase 2": 3.5}
     assert phases["phase 1"][("get_many", "users")] == 8
-    assert phases["phase 2"][("cas", "transactions")] == 2 * 8
+    assert phases["phase 1"][("newest", "user_transactions")] == 2 * 8  # both heads
     assert phases["phase 1"][("get", "transactions")] == 0
-    assert phases["phase 1"][("newest", "user_transactions")] == 8  # the sender's
-    assert phases["phase 2"][("newest", "user_transactions")] == 8  # the recipient's
+    assert phases["phase 2"][("cas", "transactions")] == 8  # finished, only
+    assert phases["phase 2"][("insert", "user_transactions")] == 2 * 8
     assert phases["phase 2"][("get", "user_transactions")] == 0
 
 
@@ -108,4 +112,35 @@ def test_a_search_that_finds_nothing_starts_from_the_hint(store):
     assert blind.lagged > 0
     balances = {u["nickname"]: u["balance"] for u in UserService(blind).all()}
     assert balances == {"a": 990, "b": 10}
+    assert_sound(store)
+
+
+def test_an_immediate_credit_claimed_in_phase_one_then_taken(store):
+    """The recipient's seq claimed at insert is taken before the credit:
+    the credit is claimed again (the transfer passes through committed)."""
+    ids = register(store, a=5000, b=0, c=9000)
+    slow = TransactionService(store)
+    txn = slow.create(ids["a"], ids["b"], 1000, claimed=True)[0]
+    assert (txn["state"], txn["debit_seq"], txn["credit_seq"]) == ("in progress", 1, 1)
+    pay(store, ids["c"], ids["b"], 700)             # takes b's seq 1
+    done = slow.complete(txn)
+    assert (done["state"], done["credit_seq"]) == ("finished", 2)
+    balances = {n: UserService(store).find(i)["balance"] for n, i in ids.items()}
+    assert balances == {"a": 40, "b": 17, "c": 83}
+    assert_sound(store)
+
+
+def test_an_immediate_transfer_resumed_after_its_debit_goes_on_to_its_credit(store):
+    ids = register(store, a=5000, b=0)
+    # Phase 1 takes 4 calls (users, two heads, the insert); the 5th writes
+    # the debit row, and then the node dies.
+    dying = TransactionService(FaultyStore(store, crash_at=5, mode="after"))
+    txn = dying.create(ids["a"], ids["b"], 1000, claimed=True)[0]
+    with pytest.raises(Crash, match="after insert #5"):
+        dying.complete(txn)
+    assert TransactionService(store).find(txn["id"])["state"] == "in progress"
+    assert UserService(store).find(ids["a"])["balance"] == 40
+    resumed = TransactionService(store).process()[0]
+    assert [(t["state"], t["credit_seq"]) for t in resumed] == [("finished", 1)]
+    assert UserService(store).find(ids["b"])["balance"] == 10
     assert_sound(store)

@@ -36,7 +36,7 @@ def count_transfers(path, transfers=8, warm=8):
     """{"phase 1": Counter, "phase 2": Counter}: the round trips of
     ``transfers`` immediate transfers (a multiple of the hint stride, so every
     position of the head hint is counted once), as each node request makes
-    them (POST /transactions/immediately: recorded with its debit claimed),
+    them (POST /transactions/immediately: recorded with both legs claimed),
     between users who already have ``warm`` transfers behind them."""
     store = SQLiteStore(path)
     store.setup()

@@ -3,6 +3,9 @@
     initial --claim debit seq--> in progress --debit row--> committed
             --credit row--> finished          (or --> failed, funds missing)
 
+(An immediate transfer is inserted ``in progress`` with both seqs claimed,
+and goes from its debit row straight to its credit row.)
+
 Every transition is a compare-and-set of the transaction row; every movement
 of money is an insert-if-absent of a ledger row at a seq the transaction row
 claimed *before* the insert. So any process may resume any transaction at any
@@ -45,12 +48,18 @@ MAX_STEPS = 1000
 
 
 def claim(leg, head):
-    """The fields that claim the seq after ``head`` for ``leg``.
-
-    An immediate transfer is inserted with the debit already claimed (it
-    skips ``initial``): one write fewer, and the same claim-before-write.
-    """
+    """The fields that claim the seq after ``head`` for ``leg``."""
     return {"state": leg.state, leg.seq_field: head["seq"] + 1}
+
+
+def claim_both(sender_head, recipient_head):
+    """The fields of a transfer inserted with both legs claimed.
+
+    An immediate transfer is recorded ``in progress`` with its debit and its
+    credit seq claimed: it skips ``initial`` and ``committed``, two writes
+    fewer, and each leg is still written only at a seq claimed before.
+    """
+    return {**claim(DEBIT, sender_head), CREDIT.seq_field: recipient_head["seq"] + 1}
 
 
 class Processor:
@@ -114,9 +123,11 @@ class Processor:
         return self._claim(txn, leg, fresh=True)  # seq taken by another transaction
 
     def _leg_done(self, txn, leg):
-        if leg is DEBIT:
-            return self._claim(txn, CREDIT)
-        return self._update(txn, state=FINISHED)
+        if leg is CREDIT:
+            return self._update(txn, state=FINISHED)
+        if txn[CREDIT.seq_field] is not None:  # claimed with the debit: write it
+            return self._write_leg(txn, CREDIT)
+        return self._claim(txn, CREDIT)
 
     def _update(self, txn, **changes):
         """Compare-and-set ``txn``; on a lost race return its current row."""

@@ -11,7 +11,7 @@ from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.interfaces import ITransactionService
 from timpe.transactions.protocol import (
-    DEBIT, FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claim,
+    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claim_both,
 )
 from timpe.users.services import UserService
 
@@ -60,7 +60,7 @@ class TransactionService:
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
         ``txn_id`` named a transfer recorded earlier with the same body.
 
-        ``claimed``: record it with its debit already claimed, for a caller
+        ``claimed``: record it with both legs already claimed, for a caller
         that goes on to phase 2 at once.
         """
         if sender == recipient:
@@ -71,7 +71,7 @@ class TransactionService:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
                 return self._replay(earlier, print_), True
-        payer, _ = self.users.get_many(sender, recipient)
+        payer, payee = self.users.get_many(sender, recipient)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail; refuse
         # on the proven head only, since a recent row may predate a credit.
@@ -87,7 +87,7 @@ class TransactionService:
             "timestamp": now, "updated": now, "fingerprint": print_,
         }
         if claimed:
-            txn |= claim(DEBIT, head)
+            txn |= claim_both(head, self.users.ledger.recent(recipient, payee))
         # The version comes back with the insert: no read of what we wrote.
         version = self.store.insert(TRANSACTIONS.name, txn, want_version=True)
         if version is None:  # a concurrent retry with the same id got there first
