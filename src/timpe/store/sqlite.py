@@ -112,7 +112,7 @@ class SQLiteStore:
         self._conn, self._pid, self._writes = None, None, 0
         self._checkpointing = False
         self._lock = _allocate_lock()
-        self._writer = threading.Lock()  # gevent's, in a gevent worker: waiting yields
+        self._writer, self._writer_pid = None, None
 
     @classmethod
     def from_settings(cls, settings):
@@ -154,6 +154,10 @@ class SQLiteStore:
         under load (3.8 with 16 greenlets doing nothing else), measured.
         Queued here, the others wait without trying: 0.4 (0.13).
         """
+        if self._writer_pid != _pid:
+            # Made in the process that uses it, after any fork and after
+            # gevent's patching: then waiting for it yields to other greenlets.
+            self._writer, self._writer_pid = threading.Lock(), _pid
         with self._writer:
             rows = self._execute(sql, params)
         self._wrote()
