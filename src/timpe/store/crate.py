@@ -30,7 +30,9 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, key_values, order_terms, prefix_values, table
+from timpe.store.schema import (
+    check_columns, key_values, order_terms, prefix_values, table, where_clauses,
+)
 
 # CrateDB has no version column: every row carries these two system columns,
 # and together they name one version of the row.
@@ -103,15 +105,7 @@ def cas_sql(tbl, key, version, changes):
 
 
 def scan_sql(tbl, where=None, order_by=None, limit=None):
-    clauses, params = [], []
-    for col, value in (where or {}).items():
-        check_columns(tbl, [col])
-        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
-        if values:
-            clauses.append(f"{quote(col)} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
-        else:
-            clauses.append("FALSE")  # IN () is not SQL; an empty list matches nothing
+    clauses, params = where_clauses(tbl, where, quote)
     sql = f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)}"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

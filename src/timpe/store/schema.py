@@ -64,6 +64,22 @@ def prefix_values(tbl, prefix):
     return prefix
 
 
+def where_clauses(tbl, where, quote=str):
+    """SQL conditions and parameters for a scan's ``where`` ({column: value
+    or list of values}): one ``IN`` per column, ``FALSE`` for an empty list
+    (``IN ()`` is not SQL everywhere). ``quote`` renders a column name."""
+    clauses, params = [], []
+    for col, value in (where or {}).items():
+        check_columns(tbl, [col])
+        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        if values:
+            clauses.append(f"{quote(col)} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        else:
+            clauses.append("FALSE")
+    return clauses, params
+
+
 def order_terms(tbl, order_by):
     """[(column, 'ASC'|'DESC')] from 'col', 'col desc' or a sequence of them."""
     terms = []

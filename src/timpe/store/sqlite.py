@@ -17,7 +17,9 @@ from zope.interface import implementer
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.interfaces import IStore
-from timpe.store.schema import check_columns, key_values, order_terms, prefix_values, table
+from timpe.store.schema import (
+    check_columns, key_values, order_terms, prefix_values, table, where_clauses,
+)
 
 
 # os.getpid() is a system call; this module asks before every statement
@@ -240,12 +242,7 @@ class SQLiteStore:
 
     def scan(self, table_name, where=None, order_by=None, limit=None):
         tbl = table(table_name)
-        clauses, params = [], []
-        for col, value in (where or {}).items():
-            check_columns(tbl, [col])
-            values = list(value) if isinstance(value, (list, tuple, set)) else [value]
-            clauses.append(f"{col} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
+        clauses, params = where_clauses(tbl, where)
         sql = f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
