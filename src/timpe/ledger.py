@@ -62,6 +62,14 @@ class Ledger:
             self._seen[user_id] = row
         return row
 
+    def covering(self, user_id, amount, user=None):
+        """A row to claim a debit of ``amount`` after: the recent row when it
+        covers the amount, else the proven head, which may not. Refusing for
+        want of funds is decided on a proven head only: a recent row may
+        predate a credit."""
+        row = self.recent(user_id, user)
+        return row if row["balance"] >= amount else self.head(user_id, user)
+
     def head(self, user_id, user=None):
         """The user's newest ledger row (its balance is the user's balance),
         proven by the absence of the row after it."""

@@ -94,9 +94,12 @@ class Processor:
         funds is only ever decided on a proven head.
         """
         party = txn[leg.party]
-        head = self.ledger.head(party) if fresh else self.ledger.recent(party)
-        if leg is DEBIT and head["balance"] < txn["amount"] and not fresh:
+        if fresh:
             head = self.ledger.head(party)
+        elif leg is DEBIT:
+            head = self.ledger.covering(party, txn["amount"])
+        else:
+            head = self.ledger.recent(party)
         if leg is DEBIT and head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
         return self._update(txn, **claim(leg, head))

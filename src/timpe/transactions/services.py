@@ -73,13 +73,10 @@ class TransactionService:
                 return self._replay(earlier, print_), True
         payer, payee = self.users.get_many(sender, recipient)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
-        # succeed now instead of recording a transfer bound to fail; refuse
-        # on the proven head only, since a recent row may predate a credit.
-        head = self.users.ledger.recent(sender, payer)
+        # succeed now instead of recording a transfer bound to fail.
+        head = self.users.ledger.covering(sender, amount, payer)
         if head["balance"] < amount:
-            head = self.users.ledger.head(sender, payer)
-            if head["balance"] < amount:
-                raise InsufficientFunds(INSUFFICIENT_FUNDS)
+            raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
         txn = dict.fromkeys(TRANSACTIONS.columns) | {
             "id": txn_id or uuid.uuid4().hex, "sender": sender,
