@@ -199,14 +199,13 @@ def alternate(bench, ids, say):
 def report_rss(cold, before, after, say):
     if after is None:
         say("RSS: not measured (no supervisord of that topology on this machine)")
-        return True
+        return
     growth = max(after[n] - before[n] for n in after)
     for name in after:
         say(f"RSS {name} (gunicorn master + workers): cold {cold[name]:.1f} MB, "
             f"before {before[name]:.1f} MB, after {after[name]:.1f} MB, "
             f"growth {after[name] - before[name]:+.1f} MB")
     say(f"largest RSS growth = {growth:.1f} MB  ({verdict('rss growth MB', growth)})")
-    return True
 
 
 def measure(bench, ids, short, long_id, say):

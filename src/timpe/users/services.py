@@ -59,7 +59,7 @@ class UserService:
         keys = [(uid,) for uid in uids if isinstance(uid, str)]
         found = {u["id"]: u for u in self.store.get_many(USERS.name, keys)} if keys else {}
         for uid in uids:
-            if uid not in found or not isinstance(uid, str):
+            if not isinstance(uid, str) or uid not in found:
                 raise NotFound(f"unknown user {uid!r}")
             self.ledger.remember_user(found[uid])  # phase 2 starts its heads from it
         return [found[uid] for uid in uids]
