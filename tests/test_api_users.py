@@ -158,3 +158,14 @@ def test_nickname_check_is_linear_time(app, store):
         started = time.perf_counter()
         app.post_json("/users", {"nickname": nickname}, status=400)
         assert time.perf_counter() - started < 1
+
+
+def test_a_user_id_that_is_no_string_is_not_found_without_a_lookup(store):
+    # The services are called in-process too, where no schema checked the id.
+    from timpe.errors import NotFound
+    from timpe.users.services import UserService
+    users = UserService(store)
+    bob = users.register("bob", 1)["id"]
+    for odd in (["x"], {"id": bob}, 7, None):
+        with pytest.raises(NotFound):
+            users.get_many(bob, odd)
