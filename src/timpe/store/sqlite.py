@@ -8,7 +8,6 @@ import logging
 import os
 import random
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from zope.interface import implementer
 
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
+from timpe.store.group_commit import GroupCommit
 from timpe.store.interfaces import IStore
 from timpe.store.schema import (
     check_columns, key_values, order_terms, prefix_values, table, where_clauses,
@@ -113,10 +113,11 @@ class SQLiteStore:
         self.busy_timeout_ms = int(busy_timeout_ms)
         self.mappings_dir = mappings_dir
         self.checkpoint_every = int(checkpoint_every)
-        self._conn, self._pid, self._writes = None, None, 0
+        self._conn, self._pid = None, None
+        self._writes, self._next_checkpoint = 0, self.checkpoint_every
         self._checkpointing = False
         self._lock = _allocate_lock()
-        self._writer, self._writer_pid = None, None
+        self._queue, self._queue_pid = None, None
 
     @classmethod
     def from_settings(cls, settings):
@@ -146,32 +147,42 @@ class SQLiteStore:
             conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             # From now on a busy database raises at once and _execute waits.
             conn.execute("PRAGMA busy_timeout=0")
-            self._conn, self._pid, self._writes = conn, _pid, 0
+            self._conn, self._pid = conn, _pid
+            self._writes, self._next_checkpoint = 0, self.checkpoint_every
         return self._conn
 
     def _write(self, sql, params):
-        """Run one writing statement; one writer of this process at a time.
+        """Run one writing statement (insert, compare-and-set); return its rows.
 
-        SQLite lets one writer in at a time, whatever the process, and
-        greenlets of one worker that all tried while the other node wrote
-        each failed and retried: per transfer 1.1 failed attempts in a node
-        under load (3.8 with 16 greenlets doing nothing else), measured.
-        Queued here, the others wait without trying: 0.4 (0.13).
+        The process's writes go through its group commit: waiting ones are
+        stored together in one transaction (see timpe.store.group_commit).
         """
-        if self._writer_pid != _pid:
-            # Made in the process that uses it, after any fork and after
-            # gevent's patching: then waiting for it yields to other greenlets.
-            self._writer, self._writer_pid = threading.Lock(), _pid
-        with self._writer:
-            rows = self._execute(sql, params)
-        self._wrote()
-        return rows
+        if self._queue_pid != _pid:
+            self._queue, self._queue_pid = GroupCommit(self._store_batch), _pid
+        return self._queue.write(sql, params)
 
-    def _wrote(self):
-        """Count a write of this process; every ``checkpoint_every``, checkpoint
+    def _store_batch(self, batch):
+        """Store a batch of writes (see GroupCommit): one alone as its own
+        statement, several in one transaction."""
+        try:
+            if len(batch) == 1:
+                outcomes = [self._execute(batch[0].sql, batch[0].params)]
+            else:
+                outcomes = self._retrying(functools.partial(_transaction, batch))
+        except StoreUnavailable as exc:  # none of them is stored
+            outcomes = [StoreUnavailable(str(exc)) for _ in batch]
+        except sqlite3.Error as exc:  # a lone statement's own error
+            outcomes = [exc]
+        for write, outcome in zip(batch, outcomes):
+            write.outcome = outcome
+        self._wrote(len(batch))
+
+    def _wrote(self, count):
+        """Count writes of this process; every ``checkpoint_every``, checkpoint
         in the background (unless the last one is still running)."""
-        self._writes += 1
-        if self._writes % self.checkpoint_every == 0 and not self._checkpointing:
+        self._writes += count
+        if self._writes >= self._next_checkpoint and not self._checkpointing:
+            self._next_checkpoint = self._writes + self.checkpoint_every
             self._checkpointing = True
             _start_thread(self._checkpoint_in_background, ())
 
@@ -185,19 +196,26 @@ class SQLiteStore:
 
     def _execute(self, sql, params=(), describe=False):
         """Run one statement; return its rows (tuples), and with ``describe``
-        also its column names.
+        also its column names."""
+        def statement(conn):
+            cur = conn.execute(sql, params)
+            if describe:
+                return cur.fetchall(), [d[0] for d in cur.description or ()]
+            return cur.fetchall()
+        return self._retrying(statement)
 
-        A statement that found the database busy changed nothing (each one
-        is its own transaction), so it is simply run again.
+    def _retrying(self, work):
+        """Return ``work(connection)``, run again while the database is busy.
+
+        Work that found the database busy changed nothing (it is one
+        statement, or one transaction rolled back), so it is simply run
+        again.
         """
         pause, deadline = BUSY_FIRST_PAUSE, None
         while True:
             try:
                 with self._lock:
-                    cur = self._connection().execute(sql, params)
-                    if describe:
-                        return cur.fetchall(), [d[0] for d in cur.description or ()]
-                    return cur.fetchall()
+                    return work(self._connection())
             except sqlite3.OperationalError as exc:
                 now = time.monotonic()
                 deadline = deadline or now + self.busy_timeout_ms / 1000
@@ -272,6 +290,41 @@ class SQLiteStore:
         if self._conn is not None and self._pid == _pid:
             self._conn.close()
         self._conn, self._pid = None, None
+
+
+def _transaction(batch, conn):
+    """Run the writes of ``batch`` in one transaction; return their outcomes
+    once it is committed. A statement that fails is undone alone (SQLite's
+    default), and its error is its own outcome. If the transaction fails,
+    it is rolled back and raises: busy (run it again), else StoreUnavailable.
+    """
+    conn.execute("BEGIN IMMEDIATE")  # busy here: nothing was begun
+    try:
+        outcomes = []
+        for write in batch:
+            try:
+                outcomes.append(conn.execute(write.sql, write.params).fetchall())
+            except sqlite3.Error as exc:
+                if not conn.in_transaction:  # SQLite rolled back all of it
+                    raise
+                outcomes.append(_own_error(exc))
+        conn.execute("COMMIT")
+        return outcomes
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
+            raise
+        if isinstance(exc, sqlite3.Error):
+            raise StoreUnavailable(f"store unavailable: {exc}") from exc
+        raise
+
+
+def _own_error(exc):
+    """What the caller of one failed statement gets, as if it ran alone."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"store unavailable: {exc}")
+    return exc
 
 
 # The statements of the primitives, built once per table and column set.

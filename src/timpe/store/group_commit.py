@@ -1,0 +1,88 @@
+"""Group commit: the writes one process's greenlets have waiting at the same
+time reach the store together, in one transaction.
+
+The first writer to arrive leads: it lets the other greenlets run once, so
+that those with a write to make queue it behind its own, then hands the
+whole queue to ``run`` and wakes every writer whose statement ran. A writer
+that arrives while a batch is being written waits for the next one.
+
+Each write keeps its own outcome (rows, or the exception its caller gets),
+and no caller hears of its write before the whole batch is stored: run
+decides both. Grouping changes no write's meaning: statements of one batch
+run one after the other with no other writer in between, as they would
+have one by one.
+
+Why (two app nodes on one SQLite file): every transaction one process
+commits makes the other drop its page cache at its next statement and read
+those pages again (40 reads per transfer, counted), and each transaction
+takes and drops SQLite's file locks. Under bin/benchmark's load a batch
+holds about 6 writes, and a transfer costs the app nodes about 12 % less
+CPU (docs/benchmarks.rst). One batch at a time also keeps a process's
+writers from all trying SQLite's write lock at once.
+"""
+import threading
+import time
+
+from timpe.errors import StoreUnavailable
+
+_QUEUED = object()
+
+
+class Write:
+    """One queued statement and, once its batch is done, its outcome."""
+
+    __slots__ = ("sql", "params", "outcome")
+
+    def __init__(self, sql, params):
+        self.sql, self.params, self.outcome = sql, params, _QUEUED
+
+    @property
+    def done(self):
+        return self.outcome is not _QUEUED
+
+
+class GroupCommit:
+    """Queue of one process's writes. Make it in the process that uses it,
+    after any fork and after gevent's patching: waiting then yields to the
+    other greenlets (and under real threads it blocks as it should).
+
+    ``run(batch)`` stores a list of :class:`Write` and sets each one's
+    outcome: its rows, or an exception for that write's caller.
+    """
+
+    def __init__(self, run):
+        self._run = run
+        self._queue, self._writing = [], False
+        self._changed = threading.Condition()
+
+    def write(self, sql, params):
+        """Queue one statement; return its rows once its batch is stored."""
+        write = Write(sql, params)
+        with self._changed:
+            self._queue.append(write)
+            while self._writing and not write.done:
+                self._changed.wait()
+            lead = not write.done
+            if lead:
+                self._writing = True
+        if lead:
+            self._lead()
+        if isinstance(write.outcome, BaseException):
+            raise write.outcome
+        return write.outcome
+
+    def _lead(self):
+        try:
+            time.sleep(0)  # the others queue their writes behind ours
+            with self._changed:
+                batch, self._queue = self._queue, []
+            try:
+                self._run(batch)
+            finally:
+                for write in batch:
+                    if not write.done:  # run was cut short: its caller cannot know
+                        write.outcome = StoreUnavailable("store unavailable: write interrupted")
+        finally:
+            with self._changed:
+                self._writing = False
+                self._changed.notify_all()
