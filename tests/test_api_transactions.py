@@ -1,4 +1,5 @@
 import time
+import uuid
 
 import pytest
 
@@ -23,6 +24,21 @@ def test_phase_one_records_initial_and_moves_nothing(app, pair):
     assert (balance(app, a), balance(app, b)) == (100, 0)
     shown = app.get(f"/transactions/{txn['id']}").json["data"]
     assert shown["state"] == "initial" and shown["sender"] == a and shown["recipient"] == b
+
+
+def test_a_drawn_id_is_a_uuid7_of_its_creation_time(app, pair):
+    a, b = pair
+    ids = []
+    for _ in range(3):
+        before = time.time_ns() // 10 ** 6
+        txn = app.post_json("/transactions", {"sender": a, "recipient": b, "amount": 1}).json["data"]
+        after = time.time_ns() // 10 ** 6
+        drawn = uuid.UUID(txn["id"])
+        assert drawn.hex == txn["id"] and drawn.version == 7 and drawn.variant == uuid.RFC_4122
+        assert before <= drawn.int >> 80 <= after  # its first 48 bits: milliseconds
+        ids.append(txn["id"])
+        time.sleep(0.002)
+    assert sorted(ids) == ids and len(set(ids)) == 3  # creation order
 
 
 def test_process_finishes_queued_and_both_paths_work(app, store, pair):

@@ -67,7 +67,10 @@ SCHEMAS = {
         "type": "object",
         "required": ["id", "sender", "recipient", "amount", "state", "timestamp", "updated"],
         "properties": {
-            "id": {"type": "string"}, "sender": {"type": "string"},
+            "id": {"type": "string", "description":
+                   "the client's id; else 'key-' and the SHA-1 hex of the Idempotency-Key; "
+                   "else a UUIDv7 in 32 hex digits, drawn by the service"},
+            "sender": {"type": "string"},
             "recipient": {"type": "string"}, "amount": ref("Money"),
             "state": {"enum": list(STATES)},
             "timestamp": {"type": "integer", "description": "created, ms since the epoch"},
