@@ -9,3 +9,9 @@ def test_example_page_runs():
                               optionflags=doctest.ELLIPSIS)
     assert result.attempted > 15
     assert result.failed == 0
+
+
+def test_the_docs_build_without_a_warning(tmp_path):
+    # -W: a malformed table or a broken reference fails the build.
+    from sphinx.cmd.build import main as sphinx_build
+    assert sphinx_build(["-E", "-q", "-W", "-b", "html", str(DOCS), str(tmp_path / "html")]) == 0
