@@ -2,7 +2,7 @@
 
     up      start supervisord (HAProxy :9100, app :9210, app2 :9211), create
             the tables, load the test users once, wait for GET /probe_status;
-            --store crate also runs the two CrateDB nodes (docs/crate.md)
+            --store crate also runs the two CrateDB nodes (docs/crate.rst)
     down    stop every program and supervisord
     status  what supervisor runs
     render  write supervisord.conf and haproxy.cfg from the etc/ templates
