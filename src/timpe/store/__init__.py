@@ -19,4 +19,4 @@ def store_from_settings(settings):
 def includeme(config):
     store = store_from_settings(config.get_settings())
     config.registry.registerUtility(store, IStore)
-    config.add_request_method(lambda request: store, "store", reify=True)
+    config.add_request_attribute(lambda request: store, "store")

@@ -6,5 +6,5 @@ def includeme(config):
     config.add_route("users", "/users")
     config.add_route("users_register", "/users/register")
     config.add_route("user", "/users/{id}")
-    config.add_request_method(lambda r: UserService(r.store), "users", reify=True)
+    config.add_request_attribute(lambda r: UserService(r.store), "users")
     config.scan("timpe.users.views")
