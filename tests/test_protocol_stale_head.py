@@ -8,6 +8,7 @@ from tests.conftest import assert_sound
 from tests.faults import Crash, FaultyStore
 from tests.lagging import LaggingStore
 from timpe.bench.roundtrips import count_transfers
+from timpe.users.known import KnownUsers
 from timpe.transactions.protocol import Processor
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
@@ -73,6 +74,13 @@ def test_a_transfer_costs_fewer_round_trips(tmp_path):
     assert phases["phase 2"][("cas", "transactions")] == 8  # finished, only
     assert phases["phase 2"][("insert", "user_transactions")] == 2 * 8
     assert phases["phase 2"][("get", "user_transactions")] == 0
+
+
+def test_a_node_that_keeps_users_rows_reads_none_in_phase_1(tmp_path):
+    phases = count_transfers(tmp_path / "count.sqlite", transfers=8, known=KnownUsers())
+    assert {p: sum(c.values()) / 8 for p, c in phases.items()} == {"phase 1": 3, "phase 2": 3.5}
+    assert phases["phase 1"][("get_many", "users")] == 0
+    assert phases["phase 2"][("cas", "users")] == 4  # the hint, every 4th append of each
 
 
 class OldestSearches(LaggingStore):

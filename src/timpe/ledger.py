@@ -20,10 +20,12 @@ turns out taken, and the claim is made again from a proven head.
 Rows never change once written, so a Ledger remembers the newest row it has
 seen of each user: always a valid row, at worst no longer the newest. It also
 remembers users rows: only their hint changes, and a stale hint merely lags.
-It lives as long as one request.
+It lives as long as one request; the users rows it learns also go to the
+process's KnownUsers, when it has one (timpe.users.known).
 """
 import time
 
+from timpe.errors import NotFound
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 HINT_STRIDE = 4
@@ -34,13 +36,16 @@ def now_ms():
 
 
 class Ledger:
-    def __init__(self, store):
+    def __init__(self, store, known=None):
         self.store = store
+        self.known = known  # the users rows the process keeps (timpe.users.known)
         self._seen = {}   # user id -> the newest ledger row seen of that user
         self._users = {}  # user id -> its users row as last seen
 
     def remember_user(self, user):
         self._users[user["id"]] = user
+        if self.known is not None:
+            self.known.keep(user)
 
     def seen(self, user_id):
         """The newest row of ``user_id`` seen so far, with no round trip:
@@ -56,11 +61,24 @@ class Ledger:
         """
         row = self._seen.get(user_id)
         if row is None:
-            user = user or self._users.get(user_id) or self.store.get(USERS.name, (user_id,))
+            user = user or self._user(user_id)
             row = (self.store.newest(USER_TRANSACTIONS.name, (user_id,), since=user["head_seq"])
                    or self._start(user))
             self._seen[user_id] = row
         return row
+
+    def _user(self, user_id):
+        """The users row as this request or this process last saw it, else
+        as stored."""
+        user = self._users.get(user_id)
+        if user is None and self.known is not None:
+            user = (self.known.rows((user_id,)) or {}).get(user_id)
+        if user is None:
+            user = self.store.get(USERS.name, (user_id,))
+            if user is None:
+                raise NotFound(f"unknown user {user_id!r}")
+            self.remember_user(user)
+        return user
 
     def covering(self, user_id, amount, user=None):
         """A row to claim a debit of ``amount`` after: the recent row when it
@@ -86,7 +104,14 @@ class Ledger:
         if row is not None:
             return row
         # The hint only ever names a written row, except seq 0 when a
-        # registration stopped between its two inserts: finish it.
+        # registration stopped between its two inserts: finish it. A kept
+        # users row may predate a store destroyed and filled again: read it.
+        stored = self.store.get(USERS.name, (user["id"],))
+        if stored is None:
+            raise NotFound(f"unknown user {user['id']!r}")
+        if stored["timestamp"] != user["timestamp"] or stored["head_seq"] != user["head_seq"]:
+            self.remember_user(stored)
+            return self._start(stored)
         if user["head_seq"] != 0:
             raise LookupError(f"ledger of {user['id']} lost row {user['head_seq']}")
         return self.open(user)
@@ -127,10 +152,12 @@ class Ledger:
         for _ in range(3):
             if user is None:
                 user = self.store.get(USERS.name, (user_id,))
+                if user is not None:
+                    self.remember_user(user)
             if user is None or user["head_seq"] >= seq:
                 return
             version = self.store.cas(USERS.name, (user_id,), user["_version"], {"head_seq": seq})
             if version is not None:
-                self._users[user_id] = {**user, "head_seq": seq, "_version": version}
+                self.remember_user({**user, "head_seq": seq, "_version": version})
                 return
-            user = None  # it moved on: read it again
+            user = None  # it moved on (or was kept stale): read it again

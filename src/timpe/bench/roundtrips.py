@@ -8,8 +8,8 @@ from collections import Counter
 from timpe.store.interfaces import PRIMITIVES
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService, transaction_id
+from timpe.users.known import KnownUsers
 from timpe.users.services import UserService
-
 
 
 class CountingStore:
@@ -32,24 +32,29 @@ class CountingStore:
         return calls
 
 
-def count_transfers(path, transfers=8, warm=8):
+def count_transfers(path, transfers=8, warm=8, known=None):
     """{"phase 1": Counter, "phase 2": Counter}: the round trips of
     ``transfers`` immediate transfers (a multiple of the hint stride, so every
     position of the head hint is counted once), as each node request makes
     them (POST /transactions/immediately: recorded with both legs claimed),
-    between users who already have ``warm`` transfers behind them."""
+    between users who already have ``warm`` transfers behind them.
+
+    ``known``: the users rows the process keeps (KnownUsers), as a node has;
+    None counts a node that has not read these users yet.
+    """
     store = SQLiteStore(path)
     store.setup()
     users = UserService(store)
     a = users.register("bench_a", 10_000_00)["id"]
     b = users.register("bench_b", 0)["id"]
     for _ in range(warm):
-        service = TransactionService(store)
+        service = TransactionService(store, UserService(store, known))
         service.complete(service.create(a, b, 100)[0])
     counting = CountingStore(store)
     phases = {"phase 1": Counter(), "phase 2": Counter()}
     for _ in range(transfers):
-        service = TransactionService(counting)  # one per request, as in a node
+        # One per request, as in a node.
+        service = TransactionService(counting, UserService(counting, known))
         # The id as the view derives it for a request without id or key.
         txn = service.create(a, b, 100, txn_id=transaction_id(), claimed=True)[0]
         phases["phase 1"] += counting.take()
@@ -74,7 +79,10 @@ def main():
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        print(table(count_transfers(Path(tmp) / "count.sqlite"), 8))
+        print("users rows not kept yet (a node's first transfer of these users):")
+        print(table(count_transfers(Path(tmp) / "cold.sqlite"), 8))
+        print("users rows kept by the process (every later one):")
+        print(table(count_transfers(Path(tmp) / "kept.sqlite", known=KnownUsers()), 8))
 
 
 if __name__ == "__main__":

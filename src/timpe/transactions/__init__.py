@@ -9,5 +9,5 @@ def includeme(config):
     config.add_route("transactions_process", "/transactions/process")
     config.add_route("transaction", "/transactions/{id}")
     config.add_route("process", "/process")
-    config.add_request_attribute(lambda r: TransactionService(r.store), "transactions")
+    config.add_request_attribute(lambda r: TransactionService(r.store, r.users), "transactions")
     config.scan("timpe.transactions.views")

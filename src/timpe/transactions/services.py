@@ -68,9 +68,10 @@ def fingerprint(sender, recipient, amount):
 
 @implementer(ITransactionService)
 class TransactionService:
-    def __init__(self, store):
+    def __init__(self, store, users=None):
+        """``users``: the request's UserService (its ledger is shared)."""
         self.store = store
-        self.users = UserService(store)
+        self.users = users or UserService(store)
         self.processor = Processor(store, self.users.ledger)
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False):

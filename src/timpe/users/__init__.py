@@ -1,4 +1,5 @@
 """Users: registration and balances."""
+from timpe.users.known import KnownUsers
 from timpe.users.services import UserService
 
 
@@ -6,5 +7,6 @@ def includeme(config):
     config.add_route("users", "/users")
     config.add_route("users_register", "/users/register")
     config.add_route("user", "/users/{id}")
-    config.add_request_attribute(lambda r: UserService(r.store), "users")
+    known = KnownUsers()  # one per app, so one per worker process
+    config.add_request_attribute(lambda r: UserService(r.store, known), "users")
     config.scan("timpe.users.views")

@@ -35,9 +35,11 @@ def check_nickname(nickname):
 
 @implementer(IUserService)
 class UserService:
-    def __init__(self, store):
+    def __init__(self, store, known=None):
+        """``known``: the users rows this process keeps (KnownUsers), if any."""
         self.store = store
-        self.ledger = Ledger(store)
+        self.known = known
+        self.ledger = Ledger(store, known)
 
     def register(self, nickname, balance):
         user = {
@@ -56,8 +58,10 @@ class UserService:
     def get_many(self, *uids):
         """The stored users rows of ``uids``, in one round trip; NotFound
         names the first that does not exist."""
-        keys = [(uid,) for uid in uids if isinstance(uid, str)]
-        found = {u["id"]: u for u in self.store.get_many(USERS.name, keys)} if keys else {}
+        found = self.known.rows(uids) if self.known is not None else None
+        if found is None:
+            keys = [(uid,) for uid in uids if isinstance(uid, str)]
+            found = {u["id"]: u for u in self.store.get_many(USERS.name, keys)} if keys else {}
         for uid in uids:
             if not isinstance(uid, str) or uid not in found:
                 raise NotFound(f"unknown user {uid!r}")

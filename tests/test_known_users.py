@@ -1,0 +1,117 @@
+"""Users rows a process keeps across requests: they save reads, and being
+out of date never makes a transfer wrong."""
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import assert_sound, snapshot
+from tests.spec import SpecTestApp
+from timpe import main
+from timpe.errors import InsufficientFunds, NotFound
+from timpe.transactions.services import TransactionService
+from timpe.users.known import KnownUsers
+from timpe.users.services import UserService, user_id
+
+
+class Node:
+    """What one app node has: the shared store and its own kept rows."""
+
+    def __init__(self, store):
+        self.store, self.known = store, KnownUsers()
+
+    def users(self):
+        return UserService(self.store, self.known)
+
+    def pay(self, sender, recipient, amount, immediately=True):
+        service = TransactionService(self.store, self.users())
+        txn = service.create(sender, recipient, amount, claimed=immediately)[0]
+        return service.complete(txn)
+
+
+def balances(store, *ids):
+    return [UserService(store).find(i)["balance"] for i in ids]
+
+
+def test_a_hint_kept_while_the_other_node_moved_it_on(store):
+    a, b = Node(store), Node(store)
+    alice = a.users().register("alice", 1000)["id"]
+    bob = a.users().register("bob", 0)["id"]
+    assert a.pay(alice, bob, 100)["state"] == "finished"
+    kept = a.known.rows([alice])[alice]
+    for _ in range(20):  # node b pushes both hints on, past a's kept rows
+        assert b.pay(bob, alice, 50)["state"] == "finished"
+        assert b.pay(alice, bob, 50)["state"] == "finished"
+    assert store.get("users", (alice,))["head_seq"] > kept["head_seq"]
+    for _ in range(8):  # node a goes on from its old rows
+        assert a.pay(alice, bob, 1, immediately=False)["state"] == "finished"
+    with pytest.raises(InsufficientFunds):  # 892 left: refused on a proven head
+        a.pay(alice, bob, 893)
+    assert balances(store, alice, bob) == [Decimal("8.92"), Decimal("1.08")]
+    # Its stale version failed the hint's compare-and-set once; read again, kept.
+    assert a.known.rows([alice])[alice]["head_seq"] == store.get("users", (alice,))["head_seq"] == 48
+    assert_sound(store)
+
+
+def test_unknown_users_are_not_kept(store):
+    node = Node(store)
+    alice = node.users().register("alice", 100)["id"]
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            node.pay(alice, user_id("carol"), 1)
+    assert node.known.rows([user_id("carol")]) is None
+    carol = node.users().register("carol", 0)["id"]
+    assert node.pay(alice, carol, 1)["state"] == "finished"
+
+
+def test_kept_rows_of_a_store_destroyed_and_filled_again(store):
+    node = Node(store)
+    alice = node.users().register("alice", 1000)["id"]
+    bob = node.users().register("bob", 0)["id"]
+    for _ in range(9):
+        node.pay(alice, bob, 10)
+    assert node.known.rows([alice])[alice]["head_seq"] == 8
+    store.drop()
+    store.setup()
+    node_unaware = node  # the node kept running meanwhile
+    UserService(store).register("alice", 500)
+    UserService(store).register("bob", 0)
+    assert node_unaware.pay(alice, bob, 200)["state"] == "finished"
+    assert balances(store, alice, bob) == [3, 2]
+    assert node.known.rows([alice])[alice]["initial_balance"] == 500
+    assert_sound(store)
+
+
+def test_a_kept_user_whose_store_was_destroyed_is_unknown(store):
+    node = Node(store)
+    alice = node.users().register("alice", 1000)["id"]
+    bob = node.users().register("bob", 0)["id"]
+    node.pay(alice, bob, 10)
+    store.drop()
+    store.setup()
+    with pytest.raises(NotFound):
+        node.pay(alice, bob, 10)
+    assert snapshot(store) == {"users": [], "transactions": [], "user_transactions": []}
+
+
+def test_at_most_size_rows_are_kept_the_oldest_go_first():
+    known = KnownUsers(size=3)
+    for i in range(4):
+        known.keep({"id": f"u{i}"})
+    assert len(known) == 3
+    assert known.rows(["u0"]) is None
+    assert known.rows(["u1", "u3"]) == {"u1": {"id": "u1"}, "u3": {"id": "u3"}}
+    known.keep({"id": "u3", "v": 2})  # kept again: replaced, nothing else goes
+    assert len(known) == 3 and known.rows(["u3"])["u3"] == {"id": "u3", "v": 2}
+
+
+def test_two_app_nodes_keep_their_own_rows(store, db_path):
+    nodes = [SpecTestApp(main({}, **{"sqlite.path": db_path})) for _ in range(2)]
+    ids = [nodes[0].post_json("/users", {"nickname": n, "balance": 10}).json["data"]["id"]
+           for n in ("alice", "bob")]
+    for i in range(24):
+        sender, recipient = ids if i % 3 else ids[::-1]
+        nodes[i % 2].post_json("/transactions/immediately",
+                               {"sender": sender, "recipient": recipient, "amount": 0.5}, status=201)
+    for node in nodes:
+        assert [node.get(f"/users/{i}").json["data"]["balance"] for i in ids] == [6, 14]
+    assert_sound(store)
