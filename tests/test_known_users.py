@@ -115,3 +115,18 @@ def test_two_app_nodes_keep_their_own_rows(store, db_path):
     for node in nodes:
         assert [node.get(f"/users/{i}").json["data"]["balance"] for i in ids] == [6, 14]
     assert_sound(store)
+
+
+def test_a_queued_transfer_reads_both_users_rows(store):
+    # Queued, phase 1 reads no ledger of the recipient: a kept row alone must
+    # not let it record a transfer to a user the store no longer has.
+    node = Node(store)
+    alice = node.users().register("alice", 1000)["id"]
+    bob = node.users().register("bob", 0)["id"]
+    node.pay(alice, bob, 10)
+    store.drop()
+    store.setup()
+    UserService(store).register("alice", 1000)
+    with pytest.raises(NotFound):
+        node.pay(alice, bob, 10, immediately=False)
+    assert snapshot(store)["transactions"] == []

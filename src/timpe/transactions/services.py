@@ -89,7 +89,11 @@ class TransactionService:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
                 return self._replay(earlier, print_), True
-        payer, payee = self.users.get_many(sender, recipient)
+        # Kept users rows only when both ledgers are read below: that proves
+        # both users still stored. A queued transfer reads the rows instead,
+        # or one recorded for a user gone from a destroyed store could never
+        # get its credit.
+        payer, payee = self.users.get_many(sender, recipient, kept=claimed)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail.
         head = self.users.ledger.covering(sender, amount, payer)

@@ -10,8 +10,10 @@ keeps that. A store destroyed under running nodes (bin/crate_cleanup) is
 caught by the ledger too: a hint whose ledger row is gone makes it read the
 users row again.
 
-Saves phase 1 its read of both users rows: about 4 % more transfers per
-probe through HAProxy, measured (docs/benchmarks.rst).
+Saves an immediate transfer's phase 1 its read of both users rows (its
+reads of both ledgers prove both users still stored; a queued transfer
+reads the rows): about 5 % more transfers per probe through HAProxy,
+measured (docs/benchmarks.rst).
 """
 
 #: At most this many rows are kept (the oldest kept goes first): about

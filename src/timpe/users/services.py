@@ -55,10 +55,11 @@ class UserService:
         """The stored user row, or NotFound."""
         return self.get_many(uid)[0]
 
-    def get_many(self, *uids):
-        """The stored users rows of ``uids``, in one round trip; NotFound
-        names the first that does not exist."""
-        found = self.known.rows(uids) if self.known is not None else None
+    def get_many(self, *uids, kept=True):
+        """The users rows of ``uids``, in one round trip at most; NotFound
+        names the first that does not exist. ``kept``: rows the process
+        keeps will do (a stale hint merely lags); else they are read."""
+        found = self.known.rows(uids) if kept and self.known is not None else None
         if found is None:
             keys = [(uid,) for uid in uids if isinstance(uid, str)]
             found = {u["id"]: u for u in self.store.get_many(USERS.name, keys)} if keys else {}
