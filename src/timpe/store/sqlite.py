@@ -1,7 +1,9 @@
 """The embedded store: one SQLite file shared by every process (WAL).
 
-Each primitive is one autocommit statement, so SQLite offers the protocol
-nothing that CrateDB would not: no transaction ever spans two calls.
+Each primitive is one statement, so SQLite offers the protocol nothing that
+CrateDB would not: no caller's two calls ever share a transaction. (Group
+commit puts the waiting writes of *different* callers into one transaction,
+each as it would have run alone: timpe.store.group_commit.)
 """
 import functools
 import logging
