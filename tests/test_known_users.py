@@ -63,19 +63,25 @@ def test_unknown_users_are_not_kept(store):
     assert node.pay(alice, carol, 1)["state"] == "finished"
 
 
-def test_kept_rows_of_a_store_destroyed_and_filled_again(store):
-    node = Node(store)
+def destroyed_under(node, transfers):
+    """alice and bob make ``transfers`` through ``node``, which keeps their
+    rows; then the store is destroyed and made empty again under it."""
     alice = node.users().register("alice", 1000)["id"]
     bob = node.users().register("bob", 0)["id"]
-    for _ in range(9):
+    for _ in range(transfers):
         node.pay(alice, bob, 10)
-    assert node.known.rows([alice])[alice]["head_seq"] == 8
-    store.drop()
-    store.setup()
-    node_unaware = node  # the node kept running meanwhile
+    assert node.known.rows([alice])[alice]["head_seq"] == transfers // 4 * 4
+    node.store.drop()
+    node.store.setup()
+    return alice, bob
+
+
+def test_kept_rows_of_a_store_destroyed_and_filled_again(store):
+    node = Node(store)
+    alice, bob = destroyed_under(node, 9)
     UserService(store).register("alice", 500)
     UserService(store).register("bob", 0)
-    assert node_unaware.pay(alice, bob, 200)["state"] == "finished"
+    assert node.pay(alice, bob, 200)["state"] == "finished"
     assert balances(store, alice, bob) == [3, 2]
     assert node.known.rows([alice])[alice]["initial_balance"] == 500
     assert_sound(store)
@@ -83,11 +89,7 @@ def test_kept_rows_of_a_store_destroyed_and_filled_again(store):
 
 def test_a_kept_user_whose_store_was_destroyed_is_unknown(store):
     node = Node(store)
-    alice = node.users().register("alice", 1000)["id"]
-    bob = node.users().register("bob", 0)["id"]
-    node.pay(alice, bob, 10)
-    store.drop()
-    store.setup()
+    alice, bob = destroyed_under(node, 1)
     with pytest.raises(NotFound):
         node.pay(alice, bob, 10)
     assert snapshot(store) == {"users": [], "transactions": [], "user_transactions": []}
@@ -121,11 +123,7 @@ def test_a_queued_transfer_reads_both_users_rows(store):
     # Queued, phase 1 reads no ledger of the recipient: a kept row alone must
     # not let it record a transfer to a user the store no longer has.
     node = Node(store)
-    alice = node.users().register("alice", 1000)["id"]
-    bob = node.users().register("bob", 0)["id"]
-    node.pay(alice, bob, 10)
-    store.drop()
-    store.setup()
+    alice, bob = destroyed_under(node, 1)
     UserService(store).register("alice", 1000)
     with pytest.raises(NotFound):
         node.pay(alice, bob, 10, immediately=False)
