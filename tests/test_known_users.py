@@ -100,7 +100,8 @@ def test_at_most_size_rows_are_kept_the_oldest_go_first():
     for i in range(4):
         known.keep({"id": f"u{i}"})
     assert len(known) == 3
-    assert known.rows(["u0"]) is None
+    assert known.rows(["u0"]) is None and known.get("u0") is None
+    assert known.get("u1") == {"id": "u1"} and known.get(["u1"]) is None
     assert known.rows(["u1", "u3"]) == {"u1": {"id": "u1"}, "u3": {"id": "u3"}}
     known.keep({"id": "u3", "v": 2})  # kept again: replaced, nothing else goes
     assert len(known) == 3 and known.rows(["u3"])["u3"] == {"id": "u3", "v": 2}

@@ -18,6 +18,10 @@ class NotFound(ApiError):
     status = 404
 
 
+def unknown_user(uid):
+    return NotFound(f"unknown user {uid!r}")
+
+
 class Conflict(ApiError):
     status = 409
 

@@ -25,7 +25,7 @@ process's KnownUsers, when it has one (timpe.users.known).
 """
 import time
 
-from timpe.errors import NotFound
+from timpe.errors import unknown_user
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 HINT_STRIDE = 4
@@ -42,9 +42,11 @@ class Ledger:
         self._seen = {}   # user id -> the newest ledger row seen of that user
         self._users = {}  # user id -> its users row as last seen
 
-    def remember_user(self, user):
+    def remember_user(self, user, keep=True):
+        """Remember ``user`` for this request; ``keep`` it for the process
+        too (False: it came from there)."""
         self._users[user["id"]] = user
-        if self.known is not None:
+        if keep and self.known is not None:
             self.known.keep(user)
 
     def seen(self, user_id):
@@ -72,11 +74,11 @@ class Ledger:
         as stored."""
         user = self._users.get(user_id)
         if user is None and self.known is not None:
-            user = (self.known.rows((user_id,)) or {}).get(user_id)
+            user = self.known.get(user_id)
         if user is None:
             user = self.store.get(USERS.name, (user_id,))
             if user is None:
-                raise NotFound(f"unknown user {user_id!r}")
+                raise unknown_user(user_id)
             self.remember_user(user)
         return user
 
@@ -108,7 +110,7 @@ class Ledger:
         # users row may predate a store destroyed and filled again: read it.
         stored = self.store.get(USERS.name, (user["id"],))
         if stored is None:
-            raise NotFound(f"unknown user {user['id']!r}")
+            raise unknown_user(user["id"])
         if stored["timestamp"] != user["timestamp"] or stored["head_seq"] != user["head_seq"]:
             self.remember_user(stored)
             return self._start(stored)

@@ -29,6 +29,10 @@ class KnownUsers:
     def __len__(self):
         return len(self._rows)
 
+    def get(self, uid):
+        """The kept row of ``uid``, or None."""
+        return self._rows.get(uid) if isinstance(uid, str) else None
+
     def rows(self, uids):
         """The kept rows of ``uids`` as {id: row}, or None unless all are kept."""
         rows = self._rows

@@ -3,7 +3,7 @@ import re
 
 from zope.interface import implementer
 
-from timpe.errors import BadRequest, Conflict, NotFound
+from timpe.errors import BadRequest, Conflict, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
 from timpe.store.schema import USERS
@@ -60,13 +60,15 @@ class UserService:
         names the first that does not exist. ``kept``: rows the process
         keeps will do (a stale hint merely lags); else they are read."""
         found = self.known.rows(uids) if kept and self.known is not None else None
-        if found is None:
+        read = found is None
+        if read:
             keys = [(uid,) for uid in uids if isinstance(uid, str)]
             found = {u["id"]: u for u in self.store.get_many(USERS.name, keys)} if keys else {}
         for uid in uids:
             if not isinstance(uid, str) or uid not in found:
-                raise NotFound(f"unknown user {uid!r}")
-            self.ledger.remember_user(found[uid])  # phase 2 starts its heads from it
+                raise unknown_user(uid)
+            # Phase 2 starts its heads from it; the process keeps what it read.
+            self.ledger.remember_user(found[uid], keep=read)
         return [found[uid] for uid in uids]
 
     def balance(self, user):
