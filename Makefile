@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= sqlite
+# STORE=crate: CrateDB nodes, the seed's 2 or 3 (survives the loss of any one).
+CRATE_NODES ?= 2
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: run stop status test venv haproxy configs clean
@@ -24,7 +26,7 @@ haproxy:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
 
 run: $(STAMP) haproxy
-	$(BIN)/timpe-topology up --store $(STORE)
+	$(BIN)/timpe-topology up --store $(STORE) --crate-nodes $(CRATE_NODES)
 
 stop:
 	@if [ -x $(BIN)/timpe-topology ]; then $(BIN)/timpe-topology down; else echo "not running"; fi

@@ -1,10 +1,14 @@
 """The real topology for the end-to-end tests: supervisord, HAProxy and two
 gunicorn/gevent nodes from the same templates as `make run`, on free ports
-in a temporary directory, stopped afterwards with no process left behind."""
+in a temporary directory, stopped afterwards with no process left behind.
+
+Every test of the topology runs on each store: SQLite always, and a
+two-node CrateDB cluster of the topology's own whenever CrateDB is found
+(CRATE_HOME or a crate on PATH)."""
 import pytest
 
-from timpe.cli import db, open_store
-from timpe.topology import private
+from timpe.cli import open_store
+from timpe.topology import crate, private
 from timpe.topology.render import find_haproxy
 
 from tests.e2e.api import Api
@@ -20,6 +24,8 @@ class Running:
         self.ports = prepared.ports
         self.supervisor_port = prepared.supervisor_port
         self.topology = prepared.topology
+        self.store_name = prepared.store
+        self.cluster = prepared.cluster
         self.ini = prepared.ini
         self.url = prepared.url
         self.node_urls = {"app": f"http://127.0.0.1:{self.ports.app}",
@@ -38,15 +44,28 @@ class Running:
         return {row[1]: int(row[column] or 0) for row in rows if row[1] in ("app", "app2")}
 
 
-@pytest.fixture(scope="session")
-def topology(tmp_path_factory):
+def skip_without_crate():
+    if crate.find() is None:
+        pytest.skip("CrateDB is not installed here (CRATE_HOME unset and no crate on PATH): "
+                    "the topology tests on a CrateDB cluster need a real one")
+
+
+def start(tmp_path_factory, store, crate_nodes=2):
     if find_haproxy() is None:
         pytest.fail("haproxy is not installed: `make test` installs it (apt-get install haproxy)")
+    if store == "crate":
+        skip_without_crate()
     prepared = private.prepare(
-        tmp_path_factory.mktemp("topology"), identifier="timpe-e2e",
+        tmp_path_factory.mktemp(f"topology-{store}"), identifier=f"timpe-e2e-{store}",
+        store=store, crate_nodes=crate_nodes,
         # Short intervals so a killed node is noticed and restarted quickly.
         check_inter="300ms", check_fastinter="200ms", connect_timeout="500ms", startsecs=1,
     )
-    db.setup(["--config", str(prepared.ini)])
-    with private.running(prepared):
+    return private.running(prepared), prepared
+
+
+@pytest.fixture(scope="session", params=["sqlite", "crate"])
+def topology(request, tmp_path_factory):
+    running, prepared = start(tmp_path_factory, request.param)
+    with running:
         yield Running(prepared)

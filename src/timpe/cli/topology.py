@@ -2,65 +2,63 @@
 
     up      start supervisord (HAProxy :9100, app :9210, app2 :9211), create
             the tables, load the test users once, wait for GET /probe_status;
-            --store crate also runs the two CrateDB nodes (docs/crate.rst)
+            --store crate also runs the CrateDB nodes (--crate-nodes 2 or 3,
+            docs/crate.rst)
     down    stop every program and supervisord
     status  what supervisor runs
     render  write supervisord.conf and haproxy.cfg from the etc/ templates
 """
 import argparse
 import sys
-import time
 
 from timpe.paths import ETC, ROOT, SUPERVISORD_CONF, VAR
-from timpe.topology.instance import Topology, TopologyError
+from timpe.topology.instance import Topology, TopologyError, prepare_store
 from timpe.topology.render import Ports, find_haproxy, parameters, render_configs
 
 PORTS = Ports()
 STORES = {"sqlite": ETC / "app.ini", "crate": ETC / "app-crate.ini"}
 #: supervisord includes var/supervisor/*.conf: the store's own programs.
 STORE_PROGRAMS = VAR / "supervisor" / "crate.conf"
+#: The app nodes' ini for a cluster of other than the seed's two nodes.
+CRATE_INI = VAR / "etc" / "app-crate.ini"
 
 
-def _store_programs(store):
-    """Write (crate) or remove (sqlite) the store's supervisor programs."""
+def _store_programs(store, node_count):
+    """Write (crate) or remove (sqlite) the store's supervisor programs;
+    return the ini the app nodes use."""
     if store != "crate":
         STORE_PROGRAMS.unlink(missing_ok=True)
-        return
-    from timpe import crate_cluster
+        return STORES[store]
+    from timpe.topology import crate
 
-    if crate_cluster.find() is None:
-        raise TopologyError(crate_cluster.missing())
-    crate_cluster.main(["supervisor-conf", "--output", str(STORE_PROGRAMS)])
+    try:
+        cluster = crate.nodes(node_count)
+        crate.write_programs(STORE_PROGRAMS, cluster, VAR / "crate", VAR / "log" / "crate",
+                             user=crate.run_as())
+    except crate.CrateSetupError as exc:
+        raise TopologyError(str(exc)) from None
+    if crate.hosts(cluster) == crate.hosts(crate.nodes()):
+        return STORES[store]
+    return crate.app_ini(CRATE_INI, cluster, ETC / "app.ini")
 
 
 def _prepare_store(config, timeout):
     """Create the tables and load the test users; a starting cluster gets time."""
-    from timpe.cli import db, open_store
-    from timpe.errors import StoreUnavailable
+    from timpe.cli import db
 
-    store = open_store(config)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            store.sql("SELECT 1")
-            break
-        except StoreUnavailable as exc:
-            if time.monotonic() > deadline:
-                raise TopologyError(f"the store did not answer within {timeout}s: {exc}")
-            time.sleep(2)
-    db.setup(["--config", str(config)])
+    created = prepare_store(config, timeout)
+    print(f"created tables: {', '.join(created)}" if created else "all tables exist")
     db.testdata(["--config", str(config)])
 
 
 def up(args):
     if find_haproxy() is None:
         raise TopologyError("haproxy is not installed: make run installs it (apt-get install haproxy)")
-    config = STORES[args.store]
+    config = _store_programs(args.store, args.crate_nodes)
     topology = Topology(SUPERVISORD_CONF, VAR, app_config=config)
     if topology.is_up():
         print("already running; applying any change of supervisord.conf "
               "(to switch the store, make stop first)")
-    _store_programs(args.store)
     if args.store == "sqlite":  # nothing to wait for: ready before the nodes start
         _prepare_store(config, 0)
     pids = topology.start()
@@ -107,6 +105,8 @@ def main(argv=None):
     parser.add_argument("command", choices=commands)
     parser.add_argument("--store", choices=STORES, default="sqlite",
                         help="up: the store the app nodes use (default sqlite)")
+    parser.add_argument("--crate-nodes", type=int, default=2, metavar="N",
+                        help="up --store crate: CrateDB nodes, 2 (the seed's) or 3")
     args = parser.parse_args(argv)
     try:
         sys.exit(commands[args.command](args))

@@ -23,6 +23,27 @@ class TopologyError(RuntimeError):
     pass
 
 
+def prepare_store(config, timeout=0):
+    """Wait up to ``timeout`` s for the store of ``config`` to answer (a
+    cluster starting), then create its tables (idempotent); return the
+    names of the tables it created."""
+    from timpe.cli import open_store
+    from timpe.errors import StoreUnavailable
+
+    store = open_store(config)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                return store.setup()
+            except StoreUnavailable as exc:
+                if time.monotonic() > deadline:
+                    raise TopologyError(f"the store did not answer within {timeout}s: {exc}")
+                time.sleep(1)
+    finally:
+        store.close()
+
+
 def _python_env(var, config=None):
     # supervisord runs in a child interpreter that must see our sys.path
     # (a venv or a buildout's eggs alike); its programs inherit TIMPE_CONFIG.

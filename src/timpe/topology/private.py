@@ -1,16 +1,19 @@
 """A throw-away topology: the same templates as `make run`, on free ports in
 a directory of its own, stopped afterwards with no process left behind.
 The end-to-end tests and bin/benchmark use it, so neither touches the
-seed's ports or var/."""
+seed's ports or var/. With ``store="crate"`` its supervisord also runs a
+CrateDB cluster of its own, on free ports too."""
 import contextlib
 import os
 import shutil
 import signal
 import socket
+import tempfile
 from pathlib import Path
 
 from timpe.paths import APP_INI, BIN
-from timpe.topology.instance import Topology, TopologyError
+from timpe.topology import crate
+from timpe.topology.instance import Topology, TopologyError, prepare_store
 from timpe.topology.render import Ports, find_haproxy, parameters, render_configs
 
 
@@ -40,20 +43,29 @@ def processes_under(directory):
 
 
 class Private:
-    def __init__(self, home, ports, supervisor_port):
+    def __init__(self, home, ports, supervisor_port, ini, cluster=(), crate_dir=None):
         self.home = Path(home)
         self.ports = ports
         self.supervisor_port = supervisor_port
-        self.ini = self.home / "etc" / "app.ini"
+        self.ini = Path(ini)
+        self.cluster = list(cluster)  # CrateDB nodes (timpe.topology.crate.Node)
+        self.crate_dir = crate_dir    # their data and logs
+        self.store = "crate" if self.cluster else "sqlite"
         self.url = f"http://127.0.0.1:{ports.haproxy}"
         self.topology = Topology(self.home / "supervisord.conf", self.home / "var",
                                  app_config=self.ini)
 
+    def roots(self):
+        """The directories every process it runs names on its command line."""
+        return [self.home] + ([self.crate_dir] if self.crate_dir else [])
 
-def prepare(home, identifier="timpe-private", **overrides):
+
+def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, **overrides):
     """Render the configs and copy app.ini into ``home``; return a Private.
 
     The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var.
+    CrateDB nodes keep their data in a directory of their own that the user
+    they run as can reach (``home`` may be private to this one).
     """
     haproxy = find_haproxy()
     if haproxy is None:
@@ -61,28 +73,44 @@ def prepare(home, identifier="timpe-private", **overrides):
     home = Path(home)
     (home / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(APP_INI, home / "etc" / "app.ini")
+    ini, cluster, crate_dir = home / "etc" / "app.ini", (), None
+    if store == "crate":
+        ports = free_ports(2 * crate_nodes)
+        cluster = crate.nodes(crate_nodes, ports[:crate_nodes], ports[crate_nodes:])
+        crate_dir = Path(tempfile.mkdtemp(prefix=f"{identifier}-crate-"))
+        crate_dir.chmod(0o755)
+        crate.write_programs(home / "var" / "supervisor" / "crate.conf", cluster,
+                             crate_dir / "data", crate_dir / "log", user=crate.run_as(),
+                             cluster_name=identifier)
+        ini = crate.app_ini(home / "etc" / "app-crate.ini", cluster, "app.ini")
+    elif store != "sqlite":
+        raise TopologyError(f"unknown store {store!r}")
     *app_ports, supervisor_port = free_ports(4)
     ports = Ports(*app_ports)
     render_configs(home, parameters(ports, bindir=str(BIN), haproxy=haproxy, bind="127.0.0.1",
                                     identifier=identifier, supervisor_port=supervisor_port,
                                     **overrides))
-    return Private(home, ports, supervisor_port)
+    return Private(home, ports, supervisor_port, ini, cluster, crate_dir)
 
 
 @contextlib.contextmanager
 def running(private, timeout=60):
-    """Start ``private``'s topology; on leaving, stop it and kill any stray.
+    """Start ``private``'s topology and create the store's tables; on
+    leaving, stop it and kill any stray.
 
     Yields the Private; raises TopologyError on leaving if a stray was found.
     """
     try:
         private.topology.start(timeout=timeout)
+        prepare_store(private.ini, timeout=180 if private.cluster else 0)
         private.topology.wait_http(f"{private.url}/probe_status", timeout=30)
         yield private
     finally:
         private.topology.stop()
-        strays = processes_under(private.home)
+        strays = [pid for root in private.roots() for pid in processes_under(root)]
         for pid in strays:
             os.kill(pid, signal.SIGKILL)
+        if private.crate_dir:
+            shutil.rmtree(private.crate_dir, ignore_errors=True)
         if strays:
             raise TopologyError(f"processes left running after stop: {strays}")
