@@ -30,3 +30,37 @@ class LaggingStore:
         last = table(table_name).pk[-1]
         older = self.rnd.randint(since or 0, row[last])
         return self.store.get(table_name, (*prefix, older))
+
+
+class InFlightStore:
+    """A store whose gets may not yet show the write that beat an insert.
+
+    On CrateDB the winner of an insert-if-absent race may still be in
+    flight when the loser reads the key: decided on the primary, not yet on
+    the replica the get is served from. Here, after an insert loses, the
+    next ``misses`` gets of that key find no row, as such a get would; so do
+    the first gets of the keys in ``hidden`` ({(table, key): count}).
+    """
+
+    def __init__(self, store, misses=2, hidden=None):
+        self.store, self.misses = store, misses
+        self._hidden = dict(hidden or {})
+        self.hid = 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def insert(self, table_name, row, want_version=False):
+        outcome = self.store.insert(table_name, row, want_version)
+        if not outcome:
+            key = tuple(row[c] for c in table(table_name).pk)
+            self._hidden.setdefault((table_name, key), self.misses)
+        return outcome
+
+    def get(self, table_name, key):
+        left = self._hidden.get((table_name, tuple(key)), 0)
+        if left:
+            self._hidden[(table_name, tuple(key))] = left - 1
+            self.hid += 1
+            return None
+        return self.store.get(table_name, key)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import assert_sound
 from tests.faults import Crash, FaultyStore
-from tests.lagging import LaggingStore
+from tests.lagging import InFlightStore, LaggingStore
 from timpe.bench.roundtrips import count_transfers
 from timpe.users.known import KnownUsers
 from timpe.transactions.protocol import Processor
@@ -152,3 +152,31 @@ def test_an_immediate_transfer_resumed_after_its_debit_goes_on_to_its_credit(sto
     assert [(t["state"], t["credit_seq"]) for t in resumed] == [("finished", 1)]
     assert UserService(store).find(ids["b"])["balance"] == 10
     assert_sound(store)
+
+
+def test_a_seq_lost_to_a_write_still_in_flight_is_claimed_again(store):
+    """The debit's seq was taken, and the winner's row is not readable yet
+    (a replica behind the primary): read again until it is, then claim
+    the next seq, instead of failing on a row that is not there."""
+    ids = register(store, a=5000, b=0, c=0)
+    in_flight = InFlightStore(store)
+    slow = TransactionService(in_flight)
+    txn = slow.create(ids["a"], ids["b"], 1000, claimed=True)[0]  # claims a's seq 1
+    pay(store, ids["a"], ids["c"], 1000)  # takes it
+    done = slow.complete(txn)
+    assert in_flight.hid == 2
+    assert (done["state"], done["debit_seq"]) == ("finished", 2)
+    balances = {n: UserService(store).find(i)["balance"] for n, i in ids.items()}
+    assert balances == {"a": 30, "b": 10, "c": 10}
+    assert_sound(store)
+
+
+def test_a_retry_whose_first_attempt_is_in_flight_replays_it(store):
+    ids = register(store, a=5000, b=0)
+    first, _ = TransactionService(store).create(ids["a"], ids["b"], 1000, txn_id="retried")
+    # Its look-up finds nothing, as a replica behind would, and so do the
+    # gets after its insert lost.
+    in_flight = InFlightStore(store, hidden={("transactions", ("retried",)): 3})
+    again, replayed = TransactionService(in_flight).create(ids["a"], ids["b"], 1000,
+                                                          txn_id="retried")
+    assert replayed and again["id"] == first["id"] and in_flight.hid == 3

@@ -5,7 +5,9 @@ when TIMPE_CRATE_HOSTS names its nodes ("localhost:4200 localhost:4201"); each
 CrateDB run works in a schema of its own and drops it afterwards.
 Races use real OS processes, so the store, not the test, must serialise them.
 """
+import multiprocessing
 import os
+import time
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from tests.processes import race
 
 from timpe.store.crate import CrateStore
+from timpe.store.races import insert_or_read
 from timpe.store.schema import TABLES, TRANSACTIONS, USER_TRANSACTIONS, USERS
 from timpe.store.sqlite import SQLiteStore
 
@@ -264,6 +267,74 @@ def test_cas_loses_no_update_under_contention(store, spec):
     times = 15
     assert race(_count_up, [(spec, times)] * PROCESSES, "fork") == [times] * PROCESSES
     assert store.get(USERS.name, ("u1",))["head_seq"] == times * PROCESSES
+
+
+# -- what a lost race leaves (timpe.store.races) ------------------------------------
+
+class WatchedGets:
+    """The real store, counting the gets that found no row."""
+
+    def __init__(self, store):
+        self.store, self.missed = store, 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def get(self, table_name, key):
+        found = self.store.get(table_name, key)
+        self.missed += found is None
+        return found
+
+
+def _race_for_keys(barrier, results, spec, tag, index, rounds):
+    """Race the others for a fresh ledger key each round through insert_or_read."""
+    store = WatchedGets(spec.open())
+    seen = []
+    for r in range(rounds):
+        row = entry(user_id=f"{tag}-{r}", seq=1) | {"transaction_id": f"racer-{index}"}
+        barrier.wait()
+        missed = store.missed
+        won, stored = insert_or_read(store, USER_TRANSACTIONS.name, row)
+        seen.append((f"racer-{index}", bool(won), stored["transaction_id"], store.missed > missed))
+    results.put(seen)
+    store.close()
+
+
+def _burn(stop):
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+def test_a_lost_insert_reads_the_winner_even_while_it_is_in_flight(store, spec):
+    """On CrateDB a get may be served by a replica the winner's write has
+    not reached: the loser's get right after finds nothing. Racing on a
+    busy machine until that happened, every loser still read the winner's
+    row through insert_or_read, and each key had one winner."""
+    crate = isinstance(store, CrateStore)
+    ctx = multiprocessing.get_context("fork")
+    stop = ctx.Event()
+    burners = [ctx.Process(target=_burn, args=(stop,)) for _ in range(2 if crate else 0)]
+    for burner in burners:
+        burner.start()
+    provoked, deadline = 0, time.monotonic() + 150
+    try:
+        while True:
+            tag, rounds = uuid.uuid4().hex[:8], 300
+            outcome = race(_race_for_keys, [(spec, tag, i, rounds) for i in range(PROCESSES)],
+                           "fork")
+            for r in range(rounds):
+                answers = [seen[r] for seen in outcome]
+                [winner] = [racer for racer, won, _, _ in answers if won]
+                assert {stored for _, _, stored, _ in answers} == {winner}, answers
+                provoked += sum(missed for _, _, _, missed in answers)
+            if not crate or provoked >= 2 or time.monotonic() > deadline:
+                break
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
+    if crate:
+        assert provoked, "no get missed a winner in flight: the case was not provoked"
 
 
 # -- scan -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ process's KnownUsers, when it has one (timpe.users.known).
 import time
 
 from timpe.errors import unknown_user
+from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 HINT_STRIDE = 4
@@ -126,25 +127,25 @@ class Ledger:
 
     def open(self, user):
         """Write row 0, the registration's initial balance (idempotent)."""
-        self.store.insert(USER_TRANSACTIONS.name, {
+        return insert_or_read(self.store, USER_TRANSACTIONS.name, {
             "user_id": user["id"], "seq": 0, "transaction_id": None,
             "kind": "deposit", "amount": user["initial_balance"],
             "balance": user["initial_balance"], "timestamp": user["timestamp"],
-        })
-        return self.store.get(USER_TRANSACTIONS.name, (user["id"], 0))
+        })[1]
 
     def append(self, previous, transaction_id, kind, amount):
-        """Write the row after ``previous``; False when another writer won it."""
+        """Write the row after ``previous``; return the row stored at that
+        seq: ours, or the one another writer won it with."""
         row = {
             "user_id": previous["user_id"], "seq": previous["seq"] + 1,
             "transaction_id": transaction_id, "kind": kind, "amount": amount,
             "balance": previous["balance"] + amount, "timestamp": now_ms(),
         }
-        if not self.store.insert(USER_TRANSACTIONS.name, row):
-            return False
-        self._seen[row["user_id"]] = row
-        self._advance_hint(row["user_id"], row["seq"])
-        return True
+        ours, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
+        self._seen[row["user_id"]] = stored  # either way a newer row
+        if ours:
+            self._advance_hint(row["user_id"], row["seq"])
+        return stored
 
     def _advance_hint(self, user_id, seq):
         """Move users.head_seq up to ``seq``; best effort, never backwards."""

@@ -21,18 +21,25 @@ class IStore(Interface):
     name = Attribute("Short adapter name, e.g. 'sqlite' or 'crate'.")
 
     def insert(table, row, want_version=False):
-        """Insert ``row`` unless its primary key exists (atomic).
+        """Insert ``row`` unless its primary key exists (atomic, decided on
+        the row's primary copy).
 
         Return True when this call inserted it, False when the key was
         already taken (the caller lost the race; nothing is changed).
         With ``want_version``: the new row's version token (for :meth:`cas`)
         instead of True, None instead of False, in the same round trip.
+        The winner may still be in flight: see :meth:`get`.
         """
 
     def get(table, key):
         """Return the row with primary key ``key`` or None.
 
         Sees every write acknowledged before the call (read-your-writes).
+        It may be served by any copy of the row, so a write still in flight
+        (not yet acknowledged to its caller) may not show yet, even one that
+        has just made this caller's insert or compare-and-set lose; such a
+        write may also still fail. ``timpe.store.races`` reads what a lost
+        race left.
         """
 
     def get_many(table, keys):
@@ -43,8 +50,10 @@ class IStore(Interface):
     def cas(table, key, version, changes):
         """Apply ``changes`` to one row only if it is still at ``version``.
 
-        Return the row's new version token when applied, None when the row
-        changed (or vanished) since ``version`` was read.
+        Decided on the row's primary copy. Return the row's new version
+        token when applied, None when the row changed (or vanished) since
+        ``version`` was read, which a version read from a lagging copy may
+        already have been.
         """
 
     def scan(table, where=None, order_by=None, limit=None):

@@ -26,6 +26,7 @@ seq s can be won by one writer only: no balance ever goes below zero.
 from collections import namedtuple
 
 from timpe.ledger import Ledger, now_ms
+from timpe.store.races import read_newer
 from timpe.store.schema import TRANSACTIONS
 
 INITIAL = "initial"
@@ -118,9 +119,7 @@ class Processor:
             amount = leg.sign * txn["amount"]
             if previous["balance"] + amount < 0:
                 return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
-            if self.ledger.append(previous, txn["id"], leg.kind, amount):
-                return self._leg_done(txn, leg)
-            row = self.ledger.row(user_id, seq)
+            row = self.ledger.append(previous, txn["id"], leg.kind, amount)
         if row["transaction_id"] == txn["id"]:
             return self._leg_done(txn, leg)
         return self._claim(txn, leg, fresh=True)  # seq taken by another transaction
@@ -135,7 +134,8 @@ class Processor:
     def _update(self, txn, **changes):
         """Compare-and-set ``txn``; on a lost race return its current row."""
         changes["updated"] = now_ms()
-        version = self.store.cas(TRANSACTIONS.name, (txn["id"],), txn["_version"], changes)
+        key = (txn["id"],)
+        version = self.store.cas(TRANSACTIONS.name, key, txn["_version"], changes)
         if version is None:
-            return self.store.get(TRANSACTIONS.name, (txn["id"],))
+            return read_newer(self.store, TRANSACTIONS.name, key, txn["_version"])
         return {**txn, **changes, "_version": version}

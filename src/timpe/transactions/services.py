@@ -8,6 +8,7 @@ from zope.interface import implementer
 from timpe.errors import BadRequest, Conflict, InsufficientFunds, NotFound
 from timpe.ledger import now_ms
 from timpe.money import to_api
+from timpe.store.races import insert_or_read
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.interfaces import ITransactionService
 from timpe.transactions.protocol import (
@@ -108,9 +109,9 @@ class TransactionService:
         if claimed:
             txn |= claim_both(head, self.users.ledger.recent(recipient, payee))
         # The version comes back with the insert: no read of what we wrote.
-        version = self.store.insert(TRANSACTIONS.name, txn, want_version=True)
+        version, stored = insert_or_read(self.store, TRANSACTIONS.name, txn, want_version=True)
         if version is None:  # a concurrent retry with the same id got there first
-            return self._replay(self._get(txn["id"]), print_), True
+            return self._replay(stored, print_), True
         return {**txn, "_version": version}, False
 
     @staticmethod
