@@ -50,8 +50,8 @@ class InFlightStore:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    def insert(self, table_name, row, want_version=False):
-        outcome = self.store.insert(table_name, row, want_version)
+    def insert(self, table_name, row):
+        outcome = self.store.insert(table_name, row)
         if not outcome:
             key = tuple(row[c] for c in table(table_name).pk)
             self._hidden.setdefault((table_name, key), self.misses)

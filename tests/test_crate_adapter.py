@@ -1,6 +1,7 @@
 """The CrateDB adapter's error mapping, row decoding and settings, checked with
-the crate client's own exception types and a real client that cannot connect
-(no CrateDB answers here, and none is imitated)."""
+the crate client's own exception types, the answers CrateDB gives for one
+row of a bulk request (as a live cluster gave them), and a real client that
+cannot connect (no CrateDB answers here, and none is imitated)."""
 import socket
 
 import orjson
@@ -11,7 +12,9 @@ from urllib3.response import HTTPResponse
 
 from timpe.errors import StoreUnavailable
 from timpe.store import store_from_settings
-from timpe.store.crate import CrateStore, cas_sql, crash_command, decode, unavailable
+from timpe.store.crate import (
+    CrateStore, crash_command, decode, row_outcome, unavailable, update_params, update_sql,
+)
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 
@@ -35,12 +38,13 @@ def unreachable():
     lambda s: s.get(USERS.name, ("u1",)),
     lambda s: s.get_many(USERS.name, [("u1",), ("u2",)]),
     lambda s: s.cas(USERS.name, ("u1",), (0, 1), {"head_seq": 1}),
+    lambda s: s.update(USERS.name, ("u1",), {"head_seq": 1}),
     lambda s: s.scan(USERS.name, fresh=True),
     lambda s: s.newest(USER_TRANSACTIONS.name, ("u1",), since=0),
     lambda s: s.setup(),
     lambda s: s.drop(),
     lambda s: s.sql("SELECT 1"),
-], ids=["insert", "get", "get_many", "cas", "scan", "newest", "setup", "drop", "sql"])
+], ids=["insert", "get", "get_many", "cas", "update", "scan", "newest", "setup", "drop", "sql"])
 def test_unreachable_cluster_is_store_unavailable(unreachable, call):
     with pytest.raises(StoreUnavailable) as caught:
         call(unreachable)
@@ -86,32 +90,47 @@ def test_the_installed_client_raises_integrity_error_for_a_duplicate_key():
         _raise_for_status(crate_answer(409, message))
 
 
-def raising(error):
-    def execute(sql, params=()):
-        raise error
-    return execute
+# -- one row of a bulk answer: as a live two-node CrateDB 6.5 cluster answered --
+
+DUPLICATE = {"rowcount": -2, "error": {
+    "code": 4091, "message": "DuplicateKeyException[A document with the same primary key "
+                             "exists already]"}}
+CONFLICT = {"rowcount": -2, "error": {
+    "code": 4092, "message": "VersionConflictEngineException[[c]: version conflict, required "
+                             "seqNo [999], primary term [1]. current document has seqNo [1] and "
+                             "primary term [2]]"}}
+MISSING = {"rowcount": -2, "error": {
+    "code": 40411, "message": "DocumentMissingException[[zz]: document missing]"}}
 
 
-def test_insert_reports_a_duplicate_key_as_a_lost_race():
+def test_a_bulk_row_that_applied_or_lost():
+    assert row_outcome({"rowcount": 1}) is True
+    assert row_outcome({"rowcount": 0}) is False
+    for lost in (DUPLICATE, CONFLICT, MISSING):
+        assert row_outcome(lost) is False
+
+
+def test_a_bulk_row_the_cluster_could_not_serve_is_unavailable():
+    outcome = row_outcome({"rowcount": -2, "error": {
+        "code": 5002, "message": "UnavailableShardsException[[doc.users][1] primary shard "
+                                 "is not active]"}})
+    assert isinstance(outcome, StoreUnavailable)
+
+
+def test_any_other_bulk_row_error_is_a_bug():
+    outcome = row_outcome({"rowcount": -2, "error": {
+        "code": 4043, "message": "ColumnUnknownException[Column balance unknown]"}})
+    assert isinstance(outcome, crate_errors.ProgrammingError)
+    assert isinstance(row_outcome({"rowcount": -2}), crate_errors.ProgrammingError)
+
+
+def test_each_caller_of_a_bulk_request_gets_its_own_rows_outcome():
     store = CrateStore("localhost:4200")
-    store._execute = raising(crate_errors.IntegrityError("DuplicateKeyException[exists]"))
-    assert store.insert(USERS.name, {"id": "u1"}) is False
-    store._execute = raising(crate_errors.ProgrammingError("DuplicateKeyException[exists]"))
-    assert store.insert(USERS.name, {"id": "u1"}) is False
-
-
-def test_insert_passes_other_errors_on():
-    store = CrateStore("localhost:4200")
-    store._execute = raising(crate_errors.ProgrammingError("ColumnUnknownException[x]"))
-    with pytest.raises(crate_errors.ProgrammingError):
-        store.insert(USERS.name, {"id": "u1"})
-
-
-def test_cas_reports_a_version_conflict_as_lost():
-    store = CrateStore("localhost:4200")
-    store._execute = raising(crate_errors.ProgrammingError(
-        "VersionConflictEngineException[[u1]: version conflict, required seqNo [3]]"))
-    assert store.cas(USERS.name, ("u1",), (3, 1), {"head_seq": 1}) is None
+    store._execute_bulk = lambda sql, bulk: [row_outcome(DUPLICATE), row_outcome({"rowcount": 1})]
+    from timpe.store.batching import Job
+    batch = [Job("INSERT", ["a"]), Job("INSERT", ["b"])]
+    store._write_batch(batch)
+    assert [job.outcome for job in batch] == [False, True]
 
 
 # -- row decoding ----------------------------------------------------------------------
@@ -136,12 +155,14 @@ def test_decode_refuses_rows_that_do_not_match_the_columns():
 
 
 def test_version_token_is_checked():
-    assert cas_sql(USERS, ("u1",), (3, 1), {"head_seq": 1})[1][-2:] == [3, 1]
-    for bad in (None, 3, (1,), ("a", "b")):
+    assert update_params(USERS, ("u1",), {"head_seq": 1}, (3, 1))[-2:] == [3, 1]
+    for bad in (3, (1,), ("a", "b")):
         with pytest.raises(ValueError):
-            cas_sql(USERS, ("u1",), bad, {"head_seq": 1})
+            update_params(USERS, ("u1",), {"head_seq": 1}, bad)
     with pytest.raises(ValueError):
-        cas_sql(USERS, ("u1",), (3, 1), {})
+        update_sql(USERS, (), True)
+    with pytest.raises(ValueError):
+        update_sql(USERS, ("id",), False)
 
 
 # -- settings ---------------------------------------------------------------------------

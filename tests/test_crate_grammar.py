@@ -23,9 +23,13 @@ class Recording(CrateStore):
         super().__init__("localhost:4200")
         self.sent = []
 
-    def _execute(self, sql, params=()):
+    def _execute(self, sql, params=(), slow=False):
         self.sent.append((sql, list(params)))
-        return [], [], 1
+        return [], []
+
+    def _execute_bulk(self, sql, bulk):
+        self.sent.extend((sql, list(params)) for params in bulk)
+        return [True] * len(bulk)
 
 
 def exercise(store, tbl):
@@ -34,13 +38,15 @@ def exercise(store, tbl):
     key = tuple(0 for _ in tbl.pk)
     others = [c for c in tbl.columns if c not in tbl.pk]
     store.insert(tbl.name, row)
-    store.insert(tbl.name, row, want_version=True)
+    store.insert(tbl.name, {c: 0 for c in tbl.pk})
     store.get(tbl.name, key)
     store.get_many(tbl.name, [key])
-    store.get_many(tbl.name, [key, key, key])
+    store.get_many(tbl.name, [tuple(i for _ in tbl.pk) for i in range(3)])
     store.get_many(tbl.name, [])
     store.cas(tbl.name, key, (3, 1), {others[0]: 1})
     store.cas(tbl.name, key, (3, 1), {c: 1 for c in others})
+    store.update(tbl.name, key, {others[0]: 1})
+    store.update(tbl.name, key, {c: 1 for c in others})
     store.scan(tbl.name)
     store.scan(tbl.name, fresh=True)
     store.scan(tbl.name, where={others[0]: 1})
@@ -50,7 +56,6 @@ def exercise(store, tbl):
     store.scan(tbl.name, order_by=tbl.columns[0], limit=0)
     store.newest(tbl.name, key[:-1])
     store.newest(tbl.name, key[:-1], since=7)
-    store.newest(tbl.name, key[:-1], fresh=True)
     store.refresh(tbl.name)
 
 

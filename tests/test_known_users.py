@@ -8,6 +8,7 @@ from tests.conftest import assert_sound, snapshot
 from tests.spec import SpecTestApp
 from timpe import main
 from timpe.errors import InsufficientFunds, NotFound
+from timpe.ledger import HINT_STRIDE
 from timpe.transactions.services import TransactionService
 from timpe.users.known import KnownUsers
 from timpe.users.services import UserService, user_id
@@ -70,7 +71,8 @@ def destroyed_under(node, transfers):
     bob = node.users().register("bob", 0)["id"]
     for _ in range(transfers):
         node.pay(alice, bob, 10)
-    assert node.known.rows([alice])[alice]["head_seq"] == transfers // 4 * 4
+    assert node.known.rows([alice])[alice]["head_seq"] == transfers // HINT_STRIDE * HINT_STRIDE
+    assert node.known.head(alice)["seq"] == transfers
     node.store.drop()
     node.store.setup()
     return alice, bob
@@ -78,7 +80,7 @@ def destroyed_under(node, transfers):
 
 def test_kept_rows_of_a_store_destroyed_and_filled_again(store):
     node = Node(store)
-    alice, bob = destroyed_under(node, 9)
+    alice, bob = destroyed_under(node, HINT_STRIDE + 1)
     UserService(store).register("alice", 500)
     UserService(store).register("bob", 0)
     assert node.pay(alice, bob, 200)["state"] == "finished"

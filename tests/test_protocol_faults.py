@@ -58,10 +58,14 @@ def test_crash_at_every_step_of_one_transfer(store, tmp_path, mode, claimed, sea
         healthy.process()
         assert_sound(store)
         rows = store.scan(TRANSACTIONS.name)
-        finished = sum(t["state"] == "finished" for t in rows)
+        # Every transfer recorded is finished (funds are ample), however it was cut.
+        assert {t["state"] for t in rows} <= {"finished"}
+        finished = len(rows)
         assert users.find(ids["a"])["balance"] == 10000 - 30 * finished
-    # Only a crash before phase 1's insert loses the (unacknowledged) transfer.
-    assert finished >= total - 5
+    # Only a crash before phase 1's insert loses the (unacknowledged)
+    # transfer: at most 4 calls come first (users rows, two heads, their
+    # proof), 2 more when a search lags and the hint's row is read.
+    assert finished >= total - 6
 
 
 @pytest.mark.parametrize("mode", ["before", "after"])

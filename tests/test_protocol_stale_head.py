@@ -8,6 +8,7 @@ from tests.conftest import assert_sound
 from tests.faults import Crash, FaultyStore
 from tests.lagging import InFlightStore, LaggingStore
 from timpe.bench.roundtrips import count_transfers
+from timpe.ledger import HINT_STRIDE
 from timpe.users.known import KnownUsers
 from timpe.transactions.protocol import Processor
 from timpe.transactions.services import TransactionService
@@ -59,28 +60,37 @@ def test_a_low_head_remembered_is_read_again_before_failing(store):
 
 
 def test_a_transfer_costs_fewer_round_trips(tmp_path):
-    phases = count_transfers(tmp_path / "count.sqlite", transfers=8)
-    per_transfer = {p: sum(c.values()) / 8 for p, c in phases.items()}
+    n = HINT_STRIDE
+    phases = count_transfers(tmp_path / "count.sqlite", transfers=n)
+    per_transfer = {p: sum(c.values()) / n for p, c in phases.items()}
     # First 8.5 + 13.5, then 6.5 + 8: phase 1 no longer reads back its
     # insert nor looks up a fresh server-drawn id; phase 2 reuses phase 1's
     # heads and users rows; an immediate transfer is inserted with its debit
     # claimed. Then 3 + 5.5: a head is one search where an insert checks it
-    # anyway, and both users rows come in one round trip. Now 4 + 3.5: the
+    # anyway, and both users rows come in one round trip; 4 + 3.5: the
     # credit is claimed in the insert too, so nothing goes through committed.
-    assert per_transfer == {"phase 1": 4, "phase 2": 3.5}
-    assert phases["phase 1"][("get_many", "users")] == 8
-    assert phases["phase 1"][("newest", "user_transactions")] == 2 * 8  # both heads
+    # Now a node that has not seen the users yet proves both heads (one
+    # look-up) and finishes with a plain update; the hint moves every 16th.
+    assert per_transfer == {"phase 1": 5, "phase 2": 2 + 1 + 2 / n}
+    assert phases["phase 1"][("get_many", "users")] == n
+    assert phases["phase 1"][("newest", "user_transactions")] == 2 * n  # both heads
+    assert phases["phase 1"][("get_many", "user_transactions")] == n  # their proof
     assert phases["phase 1"][("get", "transactions")] == 0
-    assert phases["phase 2"][("cas", "transactions")] == 8  # finished, only
-    assert phases["phase 2"][("insert", "user_transactions")] == 2 * 8
+    assert phases["phase 2"][("cas", "transactions")] == 0
+    assert phases["phase 2"][("update", "transactions")] == n  # finished, only
+    assert phases["phase 2"][("insert", "user_transactions")] == 2 * n
     assert phases["phase 2"][("get", "user_transactions")] == 0
 
 
-def test_a_node_that_keeps_users_rows_reads_none_in_phase_1(tmp_path):
-    phases = count_transfers(tmp_path / "count.sqlite", transfers=8, known=KnownUsers())
-    assert {p: sum(c.values()) / 8 for p, c in phases.items()} == {"phase 1": 3, "phase 2": 3.5}
+def test_a_node_that_keeps_users_and_their_newest_rows_proves_both_heads_at_once(tmp_path):
+    n = HINT_STRIDE
+    phases = count_transfers(tmp_path / "count.sqlite", transfers=n, known=KnownUsers())
+    assert {p: sum(c.values()) / n for p, c in phases.items()} == {
+        "phase 1": 2, "phase 2": 3 + 2 / n}
     assert phases["phase 1"][("get_many", "users")] == 0
-    assert phases["phase 2"][("cas", "users")] == 4  # the hint, every 4th append of each
+    assert phases["phase 1"][("newest", "user_transactions")] == 0
+    assert phases["phase 1"][("get_many", "user_transactions")] == n
+    assert phases["phase 2"][("cas", "users")] == 2  # the hint, every 16th append of each
 
 
 class OldestSearches(LaggingStore):
@@ -140,11 +150,11 @@ def test_an_immediate_credit_claimed_in_phase_one_then_taken(store):
 
 def test_an_immediate_transfer_resumed_after_its_debit_goes_on_to_its_credit(store):
     ids = register(store, a=5000, b=0)
-    # Phase 1 takes 4 calls (users, two heads, the insert); the 5th writes
-    # the debit row, and then the node dies.
-    dying = TransactionService(FaultyStore(store, crash_at=5, mode="after"))
+    # Phase 1 takes 5 calls (users, two heads, their proof, the insert);
+    # the 6th writes the debit row, and then the node dies.
+    dying = TransactionService(FaultyStore(store, crash_at=6, mode="after"))
     txn = dying.create(ids["a"], ids["b"], 1000, claimed=True)[0]
-    with pytest.raises(Crash, match="after insert #5"):
+    with pytest.raises(Crash, match="after insert #6"):
         dying.complete(txn)
     assert TransactionService(store).find(txn["id"])["state"] == "in progress"
     assert UserService(store).find(ids["a"])["balance"] == 40

@@ -5,8 +5,11 @@ when TIMPE_CRATE_HOSTS names its nodes ("localhost:4200 localhost:4201"); each
 CrateDB run works in a schema of its own and drops it afterwards.
 Races use real OS processes, so the store, not the test, must serialise them.
 """
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -120,12 +123,11 @@ def test_insert_taken_key_loses_and_changes_nothing(store):
     assert without_version(store.get(USERS.name, ("u1",))) == user()
 
 
-def test_insert_can_return_the_new_rows_version_for_cas(store):
-    version = store.insert(USERS.name, user(), want_version=True)
-    assert version is not None and version == store.get(USERS.name, ("u1",))["_version"]
-    assert store.cas(USERS.name, ("u1",), version, {"head_seq": 1}) is not None
-    assert store.insert(USERS.name, user(nickname="mallory"), want_version=True) is None
-    assert store.get(USERS.name, ("u1",))["nickname"] == "alice"
+def test_a_written_row_is_read_for_its_version(store):
+    assert store.insert(USERS.name, user()) is True
+    version = store.get(USERS.name, ("u1",))["_version"]
+    assert store.cas(USERS.name, ("u1",), version, {"head_seq": 1}) is True
+    assert store.get(USERS.name, ("u1",))["_version"] != version
 
 
 def test_insert_composite_key(store):
@@ -139,6 +141,8 @@ def test_insert_composite_key(store):
 def test_newest_of_a_key_prefix(store):
     for user_id, seq in (("u1", 0), ("u1", 1), ("u1", 2), ("u2", 0), ("u10", 5)):
         store.insert(USER_TRANSACTIONS.name, entry(user_id=user_id, seq=seq, amount=seq))
+    if isinstance(store, CrateStore):  # a search sees what a refresh made visible
+        store.refresh(USER_TRANSACTIONS.name)
     newest = store.newest(USER_TRANSACTIONS.name, ("u1",))
     assert (newest["user_id"], newest["seq"], newest["amount"]) == ("u1", 2, 2)
     assert store.newest(USER_TRANSACTIONS.name, ("u1",), since=2)["seq"] == 2
@@ -214,28 +218,39 @@ def test_money_is_exact_integer_cents(store):
 
 # -- compare-and-set --------------------------------------------------------------
 
-def test_cas_applies_and_returns_a_new_token(store):
+def test_cas_applies_and_moves_the_version(store):
     store.insert(USERS.name, user())
     old = store.get(USERS.name, ("u1",))["_version"]
-    new = store.cas(USERS.name, ("u1",), old, {"head_seq": 8, "nickname": "alicia"})
-    assert new and new != old  # truthy: callers write `if store.cas(...)`
+    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 8, "nickname": "alicia"}) is True
     row = store.get(USERS.name, ("u1",))
-    assert (row["head_seq"], row["nickname"], row["_version"]) == (8, "alicia", new)
-    assert store.cas(USERS.name, ("u1",), new, {"head_seq": 16})
+    assert (row["head_seq"], row["nickname"]) == (8, "alicia") and row["_version"] != old
+    assert store.cas(USERS.name, ("u1",), row["_version"], {"head_seq": 16}) is True
 
 
 def test_cas_with_a_stale_token_fails_and_changes_nothing(store):
     store.insert(USERS.name, user())
     old = store.get(USERS.name, ("u1",))["_version"]
     assert store.cas(USERS.name, ("u1",), old, {"head_seq": 8})
-    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 99}) is None
+    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 99}) is False
     assert store.get(USERS.name, ("u1",))["head_seq"] == 8
 
 
 def test_cas_on_a_missing_row_fails(store):
     store.insert(USERS.name, user())
     version = store.get(USERS.name, ("u1",))["_version"]
-    assert store.cas(USERS.name, ("u2",), version, {"head_seq": 1}) is None
+    assert store.cas(USERS.name, ("u2",), version, {"head_seq": 1}) is False
+    assert store.get(USERS.name, ("u2",)) is None
+
+
+def test_update_applies_whatever_the_version(store):
+    store.insert(USERS.name, user())
+    old = store.get(USERS.name, ("u1",))["_version"]
+    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 8})
+    assert store.update(USERS.name, ("u1",), {"nickname": "alicia"}) is True
+    row = store.get(USERS.name, ("u1",))
+    assert (row["head_seq"], row["nickname"]) == (8, "alicia")
+    assert store.cas(USERS.name, ("u1",), old, {"head_seq": 9}) is False  # it moved the version
+    assert store.update(USERS.name, ("u2",), {"nickname": "bob"}) is False
     assert store.get(USERS.name, ("u2",)) is None
 
 
@@ -256,10 +271,10 @@ def test_concurrent_cas_on_one_version_has_one_winner(store, spec):
     store.insert(USERS.name, user())
     version = store.get(USERS.name, ("u1",))["_version"]
     outcome = race(_race_cas, [(spec, version, f"n{i}") for i in range(PROCESSES)], "fork")
-    winners = [(nick, token) for nick, token in outcome if token is not None]
-    assert len(winners) == 1
-    row = store.get(USERS.name, ("u1",))
-    assert (row["nickname"], row["_version"]) == winners[0]
+    winners = [nick for nick, applied in outcome if applied]
+    assert len(winners) == 1 and all(applied is False for _, applied in outcome
+                                     if _ != winners[0])
+    assert store.get(USERS.name, ("u1",))["nickname"] == winners[0]
 
 
 def test_cas_loses_no_update_under_contention(store, spec):
@@ -335,6 +350,73 @@ def test_a_lost_insert_reads_the_winner_even_while_it_is_in_flight(store, spec):
             burner.join()
     if crate:
         assert provoked, "no get missed a winner in flight: the case was not provoked"
+
+
+# -- many callers of one process at once (timpe.store.batching) -------------------
+
+_GREENLETS = r"""
+from gevent import monkey; monkey.patch_all()
+import json, sys, gevent
+from timpe.store.crate import CrateStore
+from timpe.store.sqlite import SQLiteStore
+kind, args = json.loads(sys.argv[1])
+store = (SQLiteStore if kind == "sqlite" else CrateStore)(**args)
+sizes = []
+if kind == "sqlite":
+    run = store._store_batch
+    store._store_batch = lambda batch: (sizes.append(len(batch)), run(batch))
+else:
+    run = store._execute_bulk
+    store._execute_bulk = lambda sql, bulk: (sizes.append(len(bulk)), run(sql, bulk))[1]
+def inserts(g):
+    won = []
+    for seq in range(20):
+        row = {"user_id": "u%d" % (g % 8), "seq": seq, "transaction_id": "g%d" % g,
+               "kind": "deposit", "amount": 1, "balance": seq, "timestamp": 0}
+        if store.insert("user_transactions", row):
+            won.append(seq)
+    rows = store.get_many("user_transactions", [("u%d" % (g % 8), s) for s in range(20)])
+    return won, sorted([r["seq"], r["transaction_id"]] for r in rows)
+jobs = [gevent.spawn(inserts, g) for g in range(16)]
+gevent.joinall(jobs, raise_error=True)
+for i in range(8):
+    store.insert("users", {"id": "u%d" % i, "nickname": "n", "initial_balance": 0,
+                           "head_seq": 0, "timestamp": 0})
+versions = {r["id"]: r["_version"] for r in store.get_many("users", [("u%d" % i,) for i in range(8)])}
+def cas(g):
+    return store.cas("users", ("u%d" % (g % 8),), versions["u%d" % (g % 8)], {"nickname": "g%d" % g})
+racers = [gevent.spawn(cas, g) for g in range(16)]
+gevent.joinall(racers, raise_error=True)
+updates = [gevent.spawn(store.update, "users", ("u%d" % i,), {"head_seq": i}) for i in range(9)]
+gevent.joinall(updates, raise_error=True)
+users = {r["id"]: r for r in store.get_many("users", [("u%d" % i,) for i in range(9)])}
+print(json.dumps({"sizes": sizes, "inserts": [j.value for j in jobs],
+                  "cas": [j.value for j in racers], "updates": [j.value for j in updates],
+                  "users": {u: [r["nickname"], r["head_seq"]] for u, r in users.items()}}))
+"""
+
+
+def test_greenlets_of_one_process_each_get_their_own_outcome(store, spec):
+    """The writes and reads greenlets send at once travel together, and
+    each caller still learns exactly what became of its own."""
+    args = {k: str(v) if k == "path" else v for k, v in spec.kwargs.items()}
+    kind = "crate" if spec.factory is CrateStore else "sqlite"
+    out = subprocess.run([sys.executable, "-c", _GREENLETS, json.dumps([kind, args])],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert max(seen["sizes"]) > 1  # greenlets waiting together shared a batch
+    for g in range(8):  # g and g + 8 raced for the same 20 keys: one winner each
+        won, rival = seen["inserts"][g][0], seen["inserts"][g + 8][0]
+        assert sorted(won + rival) == list(range(20))
+        for won, rows in (seen["inserts"][g], seen["inserts"][g + 8]):
+            assert rows == sorted([seq, f"g{g if seq in seen['inserts'][g][0] else g + 8}"]
+                                  for seq in range(20))
+    for i in range(8):  # one compare-and-set of each version won, and it is stored
+        winners = [g for g in (i, i + 8) if seen["cas"][g]]
+        assert len(winners) == 1 and seen["users"][f"u{i}"] == [f"g{winners[0]}", i]
+    assert seen["updates"] == [True] * 8 + [False]  # u8 does not exist
+    assert "u8" not in seen["users"]
 
 
 # -- scan -------------------------------------------------------------------------

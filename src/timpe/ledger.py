@@ -5,23 +5,30 @@ the running balance, so the newest row *is* the balance. A row is written
 only with insert-if-absent at "newest seq + 1": two writers racing for the
 same seq cannot both win, which is what makes an overdraft impossible.
 
-Finding the newest row costs one search and one get, however long the
-history: ``newest`` returns the highest row at or above ``users.head_seq``
-(a hint that may lag but never leads, pushed forward every ``HINT_STRIDE``
-appends), and a get of the following seq proves it is the head. A search is
-eventually consistent, so it may come back with an older row or none; then
-the hint's row and a forward walk by gets take over, so a stale search
-costs round trips, never a wrong answer.
+Rows never change once written, so a row once seen stays a valid row, at
+worst no longer the newest. A Ledger remembers the newest row it has seen
+of each user, and so does the process (timpe.users.known): a head is then
+found from there by primary key, with one look-up of the next ``WINDOW``
+seqs of every user wanted (both parties of a transfer in one round trip),
+and proven by the first seq that is absent. Every store answers gets by
+primary key with each acknowledged write, so a proven head is the head but
+for writes still in flight, which the insert-if-absent after it catches.
 
-Where an insert-if-absent follows anyway, the proof by get is left out
+A user the process has not seen yet starts from a search: ``newest`` finds
+the highest row at or above ``users.head_seq`` (a hint that may lag but
+never leads, pushed forward every ``HINT_STRIDE`` appends). A search is
+eventually consistent (a CrateDB search sees what its last refresh made
+visible), so it may come back with an older row or none; then the hint's
+row and the look-ahead take over: a stale search costs round trips, never
+a wrong answer.
+
+Where an insert-if-absent follows anyway, the proof is left out
 (:meth:`Ledger.recent`): a row claimed after a head that was not the newest
 turns out taken, and the claim is made again from a proven head.
 
-Rows never change once written, so a Ledger remembers the newest row it has
-seen of each user: always a valid row, at worst no longer the newest. It also
-remembers users rows: only their hint changes, and a stale hint merely lags.
-It lives as long as one request; the users rows it learns also go to the
-process's KnownUsers, when it has one (timpe.users.known).
+A row the process kept may predate a store destroyed and filled again
+under it (bin/crate_cleanup): the look-ahead asks for that row too, and
+when it is gone the user starts over from its users row.
 """
 import time
 
@@ -29,7 +36,9 @@ from timpe.errors import unknown_user
 from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
-HINT_STRIDE = 4
+HINT_STRIDE = 16
+#: Seqs looked ahead of the newest row known, per user and round trip.
+WINDOW = 8
 
 
 def now_ms():
@@ -39,7 +48,7 @@ def now_ms():
 class Ledger:
     def __init__(self, store, known=None):
         self.store = store
-        self.known = known  # the users rows the process keeps (timpe.users.known)
+        self.known = known  # what the process keeps (timpe.users.known)
         self._seen = {}   # user id -> the newest ledger row seen of that user
         self._users = {}  # user id -> its users row as last seen
 
@@ -50,24 +59,37 @@ class Ledger:
         if keep and self.known is not None:
             self.known.keep(user)
 
+    def _saw(self, row):
+        """``row`` is the newest row seen of its user, here and by the process."""
+        self._seen[row["user_id"]] = row
+        if self.known is not None:
+            self.known.keep_head(row)
+
     def seen(self, user_id):
         """The newest row of ``user_id`` seen so far, with no round trip:
         a written row, but maybe no longer the head (or None)."""
         return self._seen.get(user_id)
 
     def recent(self, user_id, user=None):
-        """A ledger row of the user no older than its hint, in one round trip
-        at most: the head, unless a search lagged or another writer appended
-        since. Decide nothing on it that no insert-if-absent checks after.
+        """A ledger row of the user, in one round trip at most (none when the
+        process knows one): the head, unless another writer appended since
+        or a search lagged. Decide nothing on it that no insert-if-absent
+        checks after.
 
         ``user`` (the users row) is read when needed and not passed.
         """
         row = self._seen.get(user_id)
         if row is None:
-            user = user or self._user(user_id)
-            row = (self.store.newest(USER_TRANSACTIONS.name, (user_id,), since=user["head_seq"])
-                   or self._start(user))
+            row = self.known.head(user_id) if self.known is not None else None
+            if row is None:
+                row = self._search(user or self._user(user_id))
             self._seen[user_id] = row
+        return row
+
+    def _search(self, user):
+        row = (self.store.newest(USER_TRANSACTIONS.name, (user["id"],), since=user["head_seq"])
+               or self._start(user))
+        self._saw(row)
         return row
 
     def _user(self, user_id):
@@ -94,13 +116,49 @@ class Ledger:
     def head(self, user_id, user=None):
         """The user's newest ledger row (its balance is the user's balance),
         proven by the absence of the row after it."""
-        row = self.recent(user_id, user)
-        while True:
-            following = self.store.get(USER_TRANSACTIONS.name, (user_id, row["seq"] + 1))
-            if following is None:
-                self._seen[user_id] = row
-                return row
-            row = following
+        return self.heads({user_id: user})[user_id]
+
+    def heads(self, users):
+        """The proven newest row of each user of ``users`` ({id: users row
+        or None}), all in one look-up while none is more than WINDOW rows
+        ahead of the row known."""
+        start = {uid: self.recent(uid, user) for uid, user in users.items()}
+        proven = {}
+        while start:
+            # A row the process kept is asked for again: is it still there?
+            check = {uid: row for uid, row in start.items() if "_kept" in row}
+            keys = [(uid, row["seq"] + i) for uid, row in start.items()
+                    for i in range(0 if uid in check else 1, WINDOW + 1)]
+            found = {(r["user_id"], r["seq"]): r
+                     for r in self.store.get_many(USER_TRANSACTIONS.name, keys)}
+            ahead = {}
+            for uid, row in start.items():
+                if uid in check and (uid, row["seq"]) not in found:
+                    ahead[uid] = self._forget(uid, users.get(uid))
+                    continue
+                seq = row["seq"]
+                while (uid, seq + 1) in found:
+                    seq += 1
+                newest = found.get((uid, seq), row)
+                self._saw(newest)
+                if seq == row["seq"] + WINDOW:
+                    ahead[uid] = newest  # the whole window is taken: look on
+                else:
+                    proven[uid] = newest
+            start = ahead
+        return proven
+
+    def _forget(self, user_id, user):
+        """The kept newest row of ``user_id`` is gone from the store: start
+        the user over from its users row as stored."""
+        if self.known is not None:
+            self.known.forget(user_id)
+        self._users.pop(user_id, None)
+        stored = self.store.get(USERS.name, (user_id,))
+        if stored is None:
+            raise unknown_user(user_id)
+        self.remember_user(stored)
+        return self._search(stored)
 
     def _start(self, user):
         row = self.store.get(USER_TRANSACTIONS.name, (user["id"], user["head_seq"]))
@@ -127,11 +185,13 @@ class Ledger:
 
     def open(self, user):
         """Write row 0, the registration's initial balance (idempotent)."""
-        return insert_or_read(self.store, USER_TRANSACTIONS.name, {
+        row = insert_or_read(self.store, USER_TRANSACTIONS.name, {
             "user_id": user["id"], "seq": 0, "transaction_id": None,
             "kind": "deposit", "amount": user["initial_balance"],
             "balance": user["initial_balance"], "timestamp": user["timestamp"],
         })[1]
+        self._saw(row)
+        return row
 
     def append(self, previous, transaction_id, kind, amount):
         """Write the row after ``previous``; return the row stored at that
@@ -142,7 +202,7 @@ class Ledger:
             "balance": previous["balance"] + amount, "timestamp": now_ms(),
         }
         ours, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
-        self._seen[row["user_id"]] = stored  # either way a newer row
+        self._saw(stored)  # either way a newer row
         if ours:
             self._advance_hint(row["user_id"], row["seq"])
         return stored
@@ -153,14 +213,14 @@ class Ledger:
             return
         user = self._users.get(user_id)  # first try the row this request read
         for _ in range(3):
-            if user is None:
+            if user is None or user.get("_version") is None:
                 user = self.store.get(USERS.name, (user_id,))
                 if user is not None:
                     self.remember_user(user)
             if user is None or user["head_seq"] >= seq:
                 return
-            version = self.store.cas(USERS.name, (user_id,), user["_version"], {"head_seq": seq})
-            if version is not None:
-                self.remember_user({**user, "head_seq": seq, "_version": version})
+            if self.store.cas(USERS.name, (user_id,), user["_version"], {"head_seq": seq}):
+                # Its new version is unknown: the next push reads the row.
+                self.remember_user({**user, "head_seq": seq, "_version": None})
                 return
             user = None  # it moved on (or was kept stale): read it again

@@ -5,6 +5,7 @@ runs through the real services, so the count is what a node sends.
 """
 from collections import Counter
 
+from timpe.ledger import HINT_STRIDE
 from timpe.store.interfaces import PRIMITIVES
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService, transaction_id
@@ -32,7 +33,7 @@ class CountingStore:
         return calls
 
 
-def count_transfers(path, transfers=8, warm=8, known=None):
+def count_transfers(path, transfers=HINT_STRIDE, warm=8, known=None):
     """{"phase 1": Counter, "phase 2": Counter}: the round trips of
     ``transfers`` immediate transfers (a multiple of the hint stride, so every
     position of the head hint is counted once), as each node request makes
@@ -80,9 +81,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         print("users rows not kept yet (a node's first transfer of these users):")
-        print(table(count_transfers(Path(tmp) / "cold.sqlite"), 8))
-        print("users rows kept by the process (every later one):")
-        print(table(count_transfers(Path(tmp) / "kept.sqlite", known=KnownUsers()), 8))
+        print(table(count_transfers(Path(tmp) / "cold.sqlite"), HINT_STRIDE))
+        print("users rows and newest ledger rows kept by the process (every later one):")
+        print(table(count_transfers(Path(tmp) / "kept.sqlite", known=KnownUsers()), HINT_STRIDE))
 
 
 if __name__ == "__main__":

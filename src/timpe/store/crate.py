@@ -2,20 +2,30 @@
 
 Each primitive is one statement CrateDB answers atomically for one row:
 
-- insert: a plain single-row INSERT; the primary key makes it insert-if-absent
+- insert: a single-row INSERT; the primary key makes it insert-if-absent,
   and CrateDB's DuplicateKeyException tells the caller it lost the race;
 - get: a WHERE on the whole primary key is a real-time get, which sees every
-  acknowledged write without a REFRESH;
-- cas: UPDATE ... WHERE pk AND _seq_no AND _primary_term, CrateDB's optimistic
-  concurrency control; RETURNING hands back the row's new token;
-- scan: a search, which sees only what the last refresh made visible
-  (eventually consistent); ``fresh`` adds a REFRESH TABLE for listings that
-  should show what was just written, never for correctness.
+  acknowledged write without a REFRESH (from any copy: see IStore.get);
+- cas: UPDATE ... WHERE pk AND _seq_no AND _primary_term, CrateDB's
+  optimistic concurrency control, decided on the primary;
+- update: UPDATE ... WHERE pk, atomic for the one row;
+- newest and scan: searches, which see only what the last refresh made
+  visible (eventually consistent); ``fresh`` adds a REFRESH TABLE for
+  listings that should show what was just written, never for correctness
+  and never for a search on the path of a transfer.
+
+What a process's greenlets send at the same time travels together
+(timpe.store.batching): writes of one statement as one bulk request, in
+which CrateDB answers each row on its own (DuplicateKeyException and
+VersionConflictEngineException per row), and gets of one table as one
+look-up of all their keys. A statement alone costs CrateDB about as much as
+a bulk request of dozens (docs/benchmarks.rst, "CrateDB").
 
 The SQL is built by the pure ``*_sql`` functions below (identifiers come from
 ``timpe.store.schema`` only, values are always parameters), so the test suite
 can check every statement against CrateDB's grammar.
 """
+import functools
 import os
 import shutil
 import sys
@@ -29,6 +39,7 @@ from zope.interface import implementer
 
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
+from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.schema import (
     check_columns, key_values, order_terms, prefix_values, table, where_clauses,
@@ -49,7 +60,22 @@ UNAVAILABLE = (
     "NodeDisconnectedException", "NodeClosedException",
     "ConnectTransportException", "ClusterBlockException",
     "CircuitBreakingException", "RelationUnknown", "SchemaUnknownException",
+    "IllegalIndexShardStateException", "ShardNotInPrimaryModeException",
+    "PrimaryMissingActionException", "RetryOnPrimaryException",
 )
+
+# Error codes of one row of a bulk answer that mean "lost", not "failed":
+# a duplicate key (insert), a version conflict (cas), no such row (update).
+LOST = {4091, 4092, 40411}
+
+#: At most this many rows or keys go in one request; more wait for the next.
+BATCH_LIMIT = 200
+
+#: Seconds a statement on the path of a request may take before the API
+#: answers 503 (a cluster without a master holds writes for a minute).
+TIMEOUT = 3
+#: Seconds for setup, drop, refresh and the operator's own statements.
+SLOW_TIMEOUT = 120
 
 
 def quote(name):
@@ -64,44 +90,38 @@ def _match(columns):
     return " AND ".join(f"{quote(c)} = ?" for c in columns)
 
 
-# -- SQL builders: (statement, parameters) -----------------------------------
+# -- SQL builders: statements, and their parameters -----------------------------
 
-def insert_sql(tbl, row, want_version=False):
-    check_columns(tbl, row)
-    cols = list(row)
-    marks = ", ".join("?" * len(cols))
-    sql = f"INSERT INTO {quote(tbl.name)} ({_names(cols)}) VALUES ({marks})"
-    if want_version:
-        sql += f" RETURNING {_names(VERSION_COLUMNS)}"
-    return sql, [row[c] for c in cols]
+@functools.lru_cache(maxsize=None)
+def insert_sql(tbl, cols):
+    check_columns(tbl, cols)
+    return f"INSERT INTO {quote(tbl.name)} ({_names(cols)}) VALUES ({', '.join('?' * len(cols))})"
 
 
-def get_sql(tbl, key):
-    return (f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)} "
-            f"WHERE {_match(tbl.pk)}", key_values(tbl, key))
+@functools.lru_cache(maxsize=None)
+def update_sql(tbl, cols, compare):
+    """UPDATE of one row by primary key; ``compare``: only at a version."""
+    check_columns(tbl, cols)
+    if not cols:
+        raise ValueError("an update needs at least one change")
+    if set(cols) & set(tbl.pk):
+        raise ValueError("a primary key never changes")
+    assignments = ", ".join(f"{quote(c)} = ?" for c in cols)
+    match = tbl.pk + VERSION_COLUMNS if compare else tbl.pk
+    return f"UPDATE {quote(tbl.name)} SET {assignments} WHERE {_match(match)}"
 
 
-def get_many_sql(tbl, keys):
+def update_params(tbl, key, changes, version=None):
+    params = list(changes.values()) + key_values(tbl, key)
+    return params + list(_token(version)) if version is not None else params
+
+
+@functools.lru_cache(maxsize=None)
+def get_many_sql(tbl, count):
     # "pk = ? OR pk = ?": CrateDB's documented form of a lookup of several
     # primary keys (a Get, which sees writes without a refresh).
-    params = [v for key in keys for v in key_values(tbl, key)]
-    match = " OR ".join([f"({_match(tbl.pk)})"] * len(keys)) or "FALSE"
-    return (f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)} "
-            f"WHERE {match}", params)
-
-
-def cas_sql(tbl, key, version, changes):
-    check_columns(tbl, changes)
-    if not changes:
-        raise ValueError("cas needs at least one change")
-    if set(changes) & set(tbl.pk):
-        raise ValueError("a primary key never changes")
-    cols = list(changes)
-    assignments = ", ".join(f"{quote(c)} = ?" for c in cols)
-    return (f"UPDATE {quote(tbl.name)} SET {assignments} "
-            f"WHERE {_match(tbl.pk + VERSION_COLUMNS)} "
-            f"RETURNING {_names(VERSION_COLUMNS)}",
-            [changes[c] for c in cols] + key_values(tbl, key) + list(_token(version)))
+    match = " OR ".join([f"({_match(tbl.pk)})"] * count) or "FALSE"
+    return f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)} WHERE {match}"
 
 
 def scan_sql(tbl, where=None, order_by=None, limit=None):
@@ -172,8 +192,22 @@ def unavailable(exc):
     return None
 
 
-def _mentions(exc, name):
-    return name in str(exc)
+def row_outcome(result):
+    """What one row of a bulk answer means for its caller: True (applied),
+    False (lost: the key was taken, the version moved on, no such row), or
+    the exception to raise."""
+    count = result.get("rowcount", -2)
+    if count >= 0:
+        return count > 0
+    error = result.get("error") or {}
+    if error.get("code") in LOST:
+        return False
+    exc = crate_errors.ProgrammingError(error.get("message") or f"bulk row failed: {result}")
+    return unavailable(exc) or exc
+
+
+def key_of(tbl, row):
+    return tuple(row[c] for c in tbl.pk)
 
 
 # -- the adapter ---------------------------------------------------------------
@@ -182,16 +216,18 @@ def _mentions(exc, name):
 class CrateStore:
     name = "crate"
 
-    def __init__(self, hosts, schema=None, timeout=30, fresh_scans=False,
-                 mappings_dir=None):
+    def __init__(self, hosts, schema=None, timeout=TIMEOUT, fresh_scans=False,
+                 pool_size=64, mappings_dir=None):
         self.hosts = hosts.split() if isinstance(hosts, str) else list(hosts)
         if not self.hosts:
             raise ValueError("crate.hosts names no CrateDB node")
         self.schema = schema or None  # None: CrateDB's default schema, doc
         self.timeout = float(timeout)
         self.fresh_scans = bool(fresh_scans)
+        self.pool_size = int(pool_size)
         self.mappings_dir = mappings_dir
-        self._conn, self._pid = None, None
+        self._clients, self._pid = None, None
+        self._batchers, self._batch_pid = {}, None
         self._lock = threading.Lock()
 
     @classmethod
@@ -199,32 +235,35 @@ class CrateStore:
         return cls(
             settings.get("crate.hosts", "localhost:4200"),
             schema=settings.get("crate.schema"),
-            timeout=settings.get("crate.timeout", 30),
+            timeout=settings.get("crate.timeout", TIMEOUT),
             fresh_scans=asbool(settings.get("crate.fresh_scans", False)),
+            pool_size=settings.get("crate.pool_size", 64),
             mappings_dir=settings.get("timpe.mappings"),
         )
 
-    # -- connection: one client per process (its HTTP pools must not cross a
-    # fork); the client is thread-safe and balances over every host.
+    # -- connections: per process (HTTP pools must not cross a fork). The
+    # client is thread-safe, balances over every host and skips one that
+    # fails. Two clients: one with a short timeout for the requests' own
+    # statements, one with a long one for operations. Uncompressed: the
+    # bodies are small, and loopback or a LAN is fast.
 
-    def _connection(self):
+    def _client(self, slow=False):
         with self._lock:
             if self._pid != os.getpid():
-                self._conn = crate_client.connect(self.hosts, timeout=self.timeout,
-                                                  schema=self.schema)
+                self._clients = [crate_client.connect(
+                    self.hosts, timeout=timeout, schema=self.schema,
+                    pool_size=self.pool_size, compress=False)
+                    for timeout in (self.timeout, max(self.timeout, SLOW_TIMEOUT))]
                 self._pid = os.getpid()
-            return self._conn
+            return self._clients[slow]
 
-    def _execute(self, sql, params=()):
-        """Run one statement; return (column names, rows, rowcount)."""
+    def _send(self, run, slow=False):
+        """``run(cursor)`` on a cursor of the (slow) client; its errors as
+        StoreUnavailable where the cluster may recover."""
         try:
-            cursor = self._connection().cursor()
+            cursor = self._client(slow).cursor()
             try:
-                cursor.execute(sql, list(params))
-                columns = [d[0] for d in cursor.description or ()]
-                # DDL and plain DML answer without a result set.
-                rows = cursor.fetchall() if columns else []
-                return columns, rows, cursor.rowcount
+                return run(cursor)
             finally:
                 cursor.close()
         except crate_errors.Error as exc:
@@ -233,78 +272,134 @@ class CrateStore:
                 raise mapped from exc
             raise
 
+    def _execute(self, sql, params=(), slow=False):
+        """Run one statement; return (column names, rows)."""
+        def run(cursor):
+            cursor.execute(sql, list(params))
+            columns = [d[0] for d in cursor.description or ()]
+            # DDL and plain DML answer without a result set.
+            return columns, cursor.fetchall() if columns else []
+        return self._send(run, slow)
+
+    def _execute_bulk(self, sql, bulk):
+        """Run one statement for each parameter list of ``bulk``, in one
+        request; return each one's outcome (see row_outcome)."""
+        return [row_outcome(r) for r in self._send(lambda c: c.executemany(sql, bulk) or ())]
+
+    def _batched(self, kind, run, item):
+        """Queue ``item`` with the others of ``kind``; its outcome."""
+        if self._batch_pid != os.getpid():  # a fresh process: batchers of its own
+            self._batchers, self._batch_pid = {}, os.getpid()
+        batcher = self._batchers.get(kind)
+        if batcher is None:
+            batcher = self._batchers.setdefault(kind, Batcher(run))
+        return batcher.submit(kind, item)
+
+    # -- writes: one bulk request for the waiting writes of one statement ------
+
+    def _write(self, sql, params):
+        return self._batched(sql, self._write_batch, params)
+
+    def _write_batch(self, batch):
+        for start in range(0, len(batch), BATCH_LIMIT):
+            chunk = batch[start:start + BATCH_LIMIT]
+            try:
+                outcomes = self._execute_bulk(chunk[0].sql, [job.params for job in chunk])
+                if len(outcomes) != len(chunk):
+                    raise StoreUnavailable(f"CrateDB answered {len(outcomes)} of "
+                                           f"{len(chunk)} rows of a bulk request")
+            except Exception as exc:  # the whole request: every caller's outcome
+                outcomes = [exc] * len(chunk)
+            for job, outcome in zip(chunk, outcomes):
+                job.outcome = outcome
+
+    # -- reads: one look-up for the waiting gets of one table --------------------
+
+    def _read(self, tbl, keys):
+        if not keys:
+            return []
+        return self._batched(tbl.name, functools.partial(self._read_batch, tbl), keys)
+
+    def _read_batch(self, tbl, batch):
+        wanted = list(dict.fromkeys(k for job in batch for k in job.params))
+        found = {}
+        try:
+            for start in range(0, len(wanted), BATCH_LIMIT):
+                keys = wanted[start:start + BATCH_LIMIT]
+                params = [v for key in keys for v in key]
+                for row in decode(*self._execute(get_many_sql(tbl, len(keys)), params)):
+                    found[key_of(tbl, row)] = row
+        except Exception as exc:
+            for job in batch:
+                job.outcome = exc
+            return
+        for job in batch:
+            job.outcome = [found[k] for k in job.params if k in found]
+
     # -- primitives ------------------------------------------------------------
 
-    def insert(self, table_name, row, want_version=False):
-        lost = None if want_version else False
-        try:
-            columns, rows, rowcount = self._execute(*insert_sql(table(table_name), row, want_version))
-        except crate_errors.IntegrityError:
-            return lost  # DuplicateKeyException: the key was taken first
-        except crate_errors.ProgrammingError as exc:
-            if _mentions(exc, "DuplicateKeyException"):  # clients before the IntegrityError mapping
-                return lost
-            raise
-        if want_version:
-            return decode(columns, rows)[0]["_version"] if rows else None
-        return rowcount != 0
+    def insert(self, table_name, row):
+        tbl = table(table_name)
+        cols = tuple(row)
+        return self._write(insert_sql(tbl, cols), [row[c] for c in cols])
 
     def get(self, table_name, key):
-        found = decode(*self._execute(*get_sql(table(table_name), key))[:2])
+        tbl = table(table_name)
+        found = self._read(tbl, [tuple(key_values(tbl, key))])
         return found[0] if found else None
 
     def get_many(self, table_name, keys):
-        return decode(*self._execute(*get_many_sql(table(table_name), keys))[:2])
+        tbl = table(table_name)
+        return self._read(tbl, [tuple(key_values(tbl, key)) for key in keys])
 
     def cas(self, table_name, key, version, changes):
-        try:
-            columns, rows, _ = self._execute(*cas_sql(table(table_name), key, version, changes))
-        except crate_errors.ProgrammingError as exc:
-            if _mentions(exc, "VersionConflictEngineException"):
-                return None  # the row moved on between the check and the write
-            raise
-        return decode(columns, rows)[0]["_version"] if rows else None
+        tbl = table(table_name)
+        return self._write(update_sql(tbl, tuple(changes), True),
+                           update_params(tbl, key, changes, version))
+
+    def update(self, table_name, key, changes):
+        tbl = table(table_name)
+        return self._write(update_sql(tbl, tuple(changes), False),
+                           update_params(tbl, key, changes))
 
     def scan(self, table_name, where=None, order_by=None, limit=None, fresh=None):
-        return self._search(table_name, scan_sql(table(table_name), where, order_by, limit), fresh)
-
-    def newest(self, table_name, prefix, since=None, fresh=None):
-        found = self._search(table_name, newest_sql(table(table_name), prefix, since), fresh)
-        return found[0] if found else None
-
-    def _search(self, table_name, statement, fresh):
-        # A search, not a get: it sees what the last refresh made visible.
         if self.fresh_scans if fresh is None else fresh:
             self.refresh(table_name)
-        return decode(*self._execute(*statement)[:2])
+        return decode(*self._execute(*scan_sql(table(table_name), where, order_by, limit)))
+
+    def newest(self, table_name, prefix, since=None):
+        # A search, never refreshed: it is on the path of a transfer.
+        found = decode(*self._execute(*newest_sql(table(table_name), prefix, since)))
+        return found[0] if found else None
 
     def refresh(self, table_name):
         """Make every acknowledged write visible to the next scan."""
-        self._execute(*refresh_sql(table(table_name)))
+        self._execute(*refresh_sql(table(table_name)), slow=True)
 
     # -- operations --------------------------------------------------------------
 
     def _tables(self):
-        rows = self._execute(TABLES_SQL, [self.schema or "doc"])[1]
+        rows = self._execute(TABLES_SQL, [self.schema or "doc"], slow=True)[1]
         return {r[0] for r in rows}
 
     def setup(self):
-        return mappings.create_tables(self.name, self.mappings_dir, self._execute,
-                                      self._tables())
+        execute = functools.partial(self._execute, slow=True)
+        return mappings.create_tables(self.name, self.mappings_dir, execute, self._tables())
 
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):
-            self._execute(*drop_sql(table(name)))
+            self._execute(*drop_sql(table(name)), slow=True)
 
     def sql(self, statement, params=()):
-        columns, rows, _ = self._execute(statement, params)
+        columns, rows = self._execute(statement, params, slow=True)
         return columns, [tuple(r) for r in rows]
 
     def close(self):
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn, self._pid = None, None
+            if self._clients is not None and self._pid == os.getpid():
+                for client in self._clients:
+                    client.close()
+            self._clients, self._pid = None, None
 
 
 def crash_command(settings):

@@ -7,27 +7,28 @@ protocol a cluster runs.
 from zope.interface import Attribute, Interface
 
 #: The calls of IStore that reach the data (the protocol's round trips).
-PRIMITIVES = ("insert", "get", "get_many", "cas", "newest", "scan")
+PRIMITIVES = ("insert", "get", "get_many", "cas", "update", "newest", "scan")
 
 
 class IStore(Interface):
     """A shared-nothing, eventually consistent row store.
 
     Rows are plain dicts keyed by column name (see ``timpe.store.schema``).
-    Rows returned by :meth:`get` also carry ``"_version"``, an opaque token
-    for :meth:`cas`. Keys are tuples of primary-key values in schema order.
+    Rows it returns also carry ``"_version"``, an opaque token for
+    :meth:`cas`. Keys are tuples of primary-key values in schema order.
+    Writes tell only whether they applied, never a new version: a caller
+    that needs one reads the row (so that a cluster can send the writes of
+    many callers as one bulk request).
     """
 
     name = Attribute("Short adapter name, e.g. 'sqlite' or 'crate'.")
 
-    def insert(table, row, want_version=False):
+    def insert(table, row):
         """Insert ``row`` unless its primary key exists (atomic, decided on
         the row's primary copy).
 
         Return True when this call inserted it, False when the key was
         already taken (the caller lost the race; nothing is changed).
-        With ``want_version``: the new row's version token (for :meth:`cas`)
-        instead of True, None instead of False, in the same round trip.
         The winner may still be in flight: see :meth:`get`.
         """
 
@@ -50,10 +51,17 @@ class IStore(Interface):
     def cas(table, key, version, changes):
         """Apply ``changes`` to one row only if it is still at ``version``.
 
-        Decided on the row's primary copy. Return the row's new version
-        token when applied, None when the row changed (or vanished) since
-        ``version`` was read, which a version read from a lagging copy may
-        already have been.
+        Decided on the row's primary copy. Return True when applied, False
+        when the row changed (or vanished) since ``version`` was read, which
+        a version read from a lagging copy may already have been.
+        """
+
+    def update(table, key, changes):
+        """Apply ``changes`` to one existing row, whatever its version
+        (atomic for that row). Return False when there is no such row.
+
+        For a change every process would make from any state the row can
+        be in by then: the protocol's last step, ``finished``.
         """
 
     def scan(table, where=None, order_by=None, limit=None):

@@ -20,21 +20,17 @@ from timpe.store.schema import table
 PAUSES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 1.5, 1.5)
 
 
-def insert_or_read(store, table_name, row, want_version=False):
-    """Insert ``row`` unless its key is taken; return (outcome, stored).
-
-    ``outcome`` is what :meth:`IStore.insert` returned (True or the new
-    version when the row is ours; False or None when another won), and
-    ``stored`` the row now under that key: ``row`` or the winner's.
-    """
+def insert_or_read(store, table_name, row):
+    """Insert ``row`` unless its key is taken; return (inserted, stored):
+    whether the row is ours, and the row now under that key (``row``, or
+    the winner's)."""
     key = tuple(row[c] for c in table(table_name).pk)
     for pause in (*PAUSES, None):
-        outcome = store.insert(table_name, row, want_version)
-        if outcome:
-            return outcome, row
+        if store.insert(table_name, row):
+            return True, row
         found = store.get(table_name, key)
         if found is not None:
-            return outcome, found
+            return False, found
         if pause is not None:
             time.sleep(pause)
     raise StoreUnavailable(f"store unavailable: {table_name} {key} is taken by a write "

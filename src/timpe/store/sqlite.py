@@ -3,7 +3,7 @@
 Each primitive is one statement, so SQLite offers the protocol nothing that
 CrateDB would not: no caller's two calls ever share a transaction. (Group
 commit puts the waiting writes of *different* callers into one transaction,
-each as it would have run alone: timpe.store.group_commit.)
+each as it would have run alone: timpe.store.batching.)
 """
 import functools
 import logging
@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from timpe.errors import StoreUnavailable
 from timpe.store import mappings
-from timpe.store.group_commit import GroupCommit
+from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.schema import (
     check_columns, key_values, order_terms, prefix_values, table, where_clauses,
@@ -157,14 +157,14 @@ class SQLiteStore:
         """Run one writing statement (insert, compare-and-set); return its rows.
 
         The process's writes go through its group commit: waiting ones are
-        stored together in one transaction (see timpe.store.group_commit).
+        stored together in one transaction (see timpe.store.batching).
         """
         if self._queue_pid != _pid:
-            self._queue, self._queue_pid = GroupCommit(self._store_batch), _pid
-        return self._queue.write(sql, params)
+            self._queue, self._queue_pid = Batcher(self._store_batch), _pid
+        return self._queue.submit(sql, params)
 
     def _store_batch(self, batch):
-        """Store a batch of writes (see GroupCommit): one alone as its own
+        """Store a batch of writes (see Batcher): one alone as its own
         statement, several in one transaction."""
         try:
             if len(batch) == 1:
@@ -229,12 +229,9 @@ class SQLiteStore:
 
     # -- primitives ----------------------------------------------------------
 
-    def insert(self, table_name, row, want_version=False):
+    def insert(self, table_name, row):
         cols = tuple(row)
-        rows = self._write(insert_sql(table_name, cols), [row[c] for c in cols])
-        if want_version:
-            return rows[0][0] if rows else None
-        return bool(rows)
+        return bool(self._write(insert_sql(table_name, cols), [row[c] for c in cols]))
 
     def get(self, table_name, key):
         rows = self._execute(get_sql(table_name), key_values(table(table_name), key))
@@ -251,8 +248,12 @@ class SQLiteStore:
     def cas(self, table_name, key, version, changes):
         cols = tuple(changes)
         params = [changes[c] for c in cols] + key_values(table(table_name), key) + [version]
-        rows = self._write(cas_sql(table_name, cols), params)
-        return rows[0][0] if rows else None
+        return bool(self._write(update_sql(table_name, cols, True), params))
+
+    def update(self, table_name, key, changes):
+        cols = tuple(changes)
+        params = [changes[c] for c in cols] + key_values(table(table_name), key)
+        return bool(self._write(update_sql(table_name, cols, False), params))
 
     def newest(self, table_name, prefix, since=None):
         tbl = table(table_name)
@@ -336,7 +337,7 @@ def insert_sql(table_name, cols):
     tbl = table(table_name)
     check_columns(tbl, cols)
     return (f"INSERT INTO {tbl.name} ({', '.join(cols)}) "
-            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING RETURNING version")
+            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING RETURNING 1")
 
 
 @functools.lru_cache(maxsize=None)
@@ -347,14 +348,17 @@ def get_sql(table_name):
 
 
 @functools.lru_cache(maxsize=None)
-def cas_sql(table_name, cols):
+def update_sql(table_name, cols, compare):
+    """UPDATE of one row by primary key; ``compare``: only at a version."""
     tbl = table(table_name)
     check_columns(tbl, cols)
+    if not cols:
+        raise ValueError("an update needs at least one change")
     if set(cols) & set(tbl.pk):
         raise ValueError("a primary key never changes")
     assignments = ", ".join(f"{c} = ?" for c in cols)
     return (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
-            f"WHERE {_match(tbl.pk)} AND version = ? RETURNING version")
+            f"WHERE {_match(tbl.pk)}{' AND version = ?' if compare else ''} RETURNING 1")
 
 
 @functools.lru_cache(maxsize=None)

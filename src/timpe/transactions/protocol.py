@@ -1,15 +1,12 @@
 """Phase 2 of the multi-phase commit (MPC): drive one transaction to the end.
 
-    initial --claim debit seq--> in progress --debit row--> committed
+    initial --claim both seqs--> in progress --debit row--> (committed)
             --credit row--> finished          (or --> failed, funds missing)
 
-(An immediate transfer is inserted ``in progress`` with both seqs claimed,
-and goes from its debit row straight to its credit row.)
-
-Every transition is a compare-and-set of the transaction row; every movement
-of money is an insert-if-absent of a ledger row at a seq the transaction row
-claimed *before* the insert. So any process may resume any transaction at any
-step, also while another one works on it:
+Every transition but the last is a compare-and-set of the transaction row;
+every movement of money is an insert-if-absent of a ledger row at a seq the
+transaction row claimed *before* the insert. So any process may resume any
+transaction at any step, also while another one works on it:
 
 * a stale process fails its compare-and-set, re-reads and carries on from
   wherever the transaction is now;
@@ -22,6 +19,14 @@ step, also while another one works on it:
 
 A debit is written at seq s only when row s-1 (immutable) holds enough, and
 seq s can be won by one writer only: no balance ever goes below zero.
+
+Both legs are claimed at once (an immediate transfer in its phase 1 insert),
+so a transfer goes from its debit row to its credit row; ``committed`` marks
+a credit claimed again after its first seq was taken. Once its credit row is
+written, every process that looks at the transfer can only finish it: so the
+last step is a plain update, which needs no version. A process that wrote
+the row knows no version of it (stores do not return one): when it needs
+one, off the usual path, it reads the row first.
 """
 from collections import namedtuple
 
@@ -87,23 +92,26 @@ class Processor:
         return txn
 
     def _claim(self, txn, leg, fresh=False):
-        """Record, before writing, the seq at which ``leg`` will be written.
+        """Record, before writing, the seq at which ``leg`` will be written:
+        from ``initial``, both legs' seqs, from the heads of both parties
+        found in one look-up.
 
-        A recent row (the one phase 1 saw, or one search) saves proving the
-        head: if it is stale, the claimed seq turns out taken and the claim
-        is made again from a ``fresh`` (proven) head. Refusing for want of
-        funds is only ever decided on a proven head.
+        A recent row (one phase 1 saw) saves proving the credit's head: if
+        it is stale, the claimed seq turns out taken and the claim is made
+        again from a ``fresh`` (proven) head. Refusing for want of funds is
+        only ever decided on a proven head.
         """
-        party = txn[leg.party]
-        if fresh:
-            head = self.ledger.head(party)
-        elif leg is DEBIT:
-            head = self.ledger.covering(party, txn["amount"])
+        if txn["state"] == INITIAL:
+            heads = self.ledger.heads({txn["sender"]: None, txn["recipient"]: None})
+            head = heads[txn["sender"]]
+            changes = claim_both(head, heads[txn["recipient"]])
         else:
-            head = self.ledger.recent(party)
+            party = txn[leg.party]
+            head = self.ledger.head(party) if fresh else self.ledger.recent(party)
+            changes = claim(leg, head)
         if leg is DEBIT and head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
-        return self._update(txn, **claim(leg, head))
+        return self._update(txn, **changes)
 
     def _write_leg(self, txn, leg):
         user_id, seq = txn[leg.party], txn[leg.seq_field]
@@ -126,16 +134,29 @@ class Processor:
 
     def _leg_done(self, txn, leg):
         if leg is CREDIT:
-            return self._update(txn, state=FINISHED)
+            return self._finish(txn)
         if txn[CREDIT.seq_field] is not None:  # claimed with the debit: write it
             return self._write_leg(txn, CREDIT)
         return self._claim(txn, CREDIT)
 
+    def _finish(self, txn):
+        """Both legs are written: whoever else looks at ``txn`` now can only
+        finish it too, so no compare-and-set is needed."""
+        changes = {"state": FINISHED, "updated": now_ms()}
+        if not self.store.update(TRANSACTIONS.name, (txn["id"],), changes):
+            raise LookupError(f"transaction {txn['id']} is gone from the store")
+        return {**txn, **changes, "_version": None}
+
     def _update(self, txn, **changes):
-        """Compare-and-set ``txn``; on a lost race return its current row."""
-        changes["updated"] = now_ms()
-        key = (txn["id"],)
-        version = self.store.cas(TRANSACTIONS.name, key, txn["_version"], changes)
+        """Compare-and-set ``txn``; on a lost race return its current row.
+
+        Without a version (this process wrote the row since it read it)
+        the row is read first, and the step is taken again from it.
+        """
+        key, version = (txn["id"],), txn["_version"]
         if version is None:
-            return read_newer(self.store, TRANSACTIONS.name, key, txn["_version"])
-        return {**txn, **changes, "_version": version}
+            return self.store.get(TRANSACTIONS.name, key)
+        changes["updated"] = now_ms()
+        if self.store.cas(TRANSACTIONS.name, key, version, changes):
+            return {**txn, **changes, "_version": None}
+        return read_newer(self.store, TRANSACTIONS.name, key, version)

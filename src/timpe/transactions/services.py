@@ -95,9 +95,14 @@ class TransactionService:
         # or one recorded for a user gone from a destroyed store could never
         # get its credit.
         payer, payee = self.users.get_many(sender, recipient, kept=claimed)
+        ledger = self.users.ledger
+        if claimed:  # both heads, proven, in one look-up: the claims start there
+            heads = ledger.heads({sender: payer, recipient: payee})
+            head = heads[sender]
+        else:
+            head = ledger.covering(sender, amount, payer)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail.
-        head = self.users.ledger.covering(sender, amount, payer)
         if head["balance"] < amount:
             raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
@@ -107,12 +112,11 @@ class TransactionService:
             "timestamp": now, "updated": now, "fingerprint": print_,
         }
         if claimed:
-            txn |= claim_both(head, self.users.ledger.recent(recipient, payee))
-        # The version comes back with the insert: no read of what we wrote.
-        version, stored = insert_or_read(self.store, TRANSACTIONS.name, txn, want_version=True)
-        if version is None:  # a concurrent retry with the same id got there first
+            txn |= claim_both(head, heads[recipient])
+        inserted, stored = insert_or_read(self.store, TRANSACTIONS.name, txn)
+        if not inserted:  # a concurrent retry with the same id got there first
             return self._replay(stored, print_), True
-        return {**txn, "_version": version}, False
+        return {**txn, "_version": None}, False
 
     @staticmethod
     def _replay(earlier, print_):

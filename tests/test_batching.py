@@ -10,7 +10,7 @@ import time
 import pytest
 
 from timpe.errors import StoreUnavailable
-from timpe.store.group_commit import GroupCommit, Write
+from timpe.store.batching import Batcher, Job
 from timpe.store.sqlite import SQLiteStore, insert_sql
 
 
@@ -44,8 +44,8 @@ def test_writes_that_wait_together_are_stored_together():
         for w in batch:
             w.outcome = [(w.sql, w.params)]
 
-    queue = GroupCommit(run)
-    results = _together(8, lambda i: queue.write(f"w{i}", (i,)))
+    queue = Batcher(run)
+    results = _together(8, lambda i: queue.submit(f"w{i}", (i,)))
     assert results == {i: [(f"w{i}", (i,))] for i in range(8)}
     assert sorted(sum(batches, [])) == sorted(f"w{i}" for i in range(8))  # each once
     assert len(batches) < 8
@@ -63,12 +63,12 @@ def test_a_failed_batch_fails_each_of_its_writes_and_the_queue_goes_on():
         for w in batch:
             w.outcome = [("stored",)]
 
-    queue = GroupCommit(run)
-    results = _together(4, lambda i: queue.write("w", ()))
+    queue = Batcher(run)
+    results = _together(4, lambda i: queue.submit("w", ()))
     kinds = sorted(type(r).__name__ for r in results.values())
     assert kinds.count("RuntimeError") == 1  # the leader hears what stopped it
     assert set(kinds) <= {"RuntimeError", "StoreUnavailable", "list"}
-    assert queue.write("again", ()) == [("stored",)]
+    assert queue.submit("again", ()) == [("stored",)]
 
 
 def _users_row(i, nickname="n"):
@@ -77,7 +77,7 @@ def _users_row(i, nickname="n"):
 
 
 def _writes(rows):
-    return [Write(insert_sql("users", tuple(row)), list(row.values())) for row in rows]
+    return [Job(insert_sql("users", tuple(row)), list(row.values())) for row in rows]
 
 
 def _ids(store):

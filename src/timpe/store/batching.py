@@ -1,0 +1,115 @@
+"""Batching: the statements one process's greenlets have waiting at the
+same time reach the store together.
+
+The first caller to arrive leads: it lets the other greenlets run once, so
+that those with a statement to send queue it behind its own, then hands the
+whole queue to ``run`` and wakes every caller whose statement ran. A caller
+that arrives while a batch is under way waits for the next one.
+
+Each statement keeps its own outcome (rows, or the exception its caller
+gets), and no caller hears of its statement before the whole batch is
+done: run decides both. Batching changes no statement's meaning: the
+statements of one batch run one after the other with no other caller's in
+between, as they would have one by one. A caller interrupted while it waits
+(a gevent timeout) may still have its statement applied, like a process
+killed after it sent one: it knows nothing of the outcome either way.
+
+SQLite stores a batch of writes in one transaction (group commit). Why, on
+two app nodes sharing one file: each transaction takes and drops SQLite's
+file locks, and makes the other node drop its page cache. Counted with
+strace on one node under load, a transfer made 65 fcntl calls; 32 with
+group commit, where a batch holds about 6 writes, and a transfer costs the
+app nodes about 12 % less CPU (docs/benchmarks.rst). One batch at a time
+also keeps a process's writers from all trying SQLite's write lock at once.
+CrateDB gets each batch as one bulk request, or one look-up of many keys
+(timpe.store.crate).
+"""
+
+import collections
+import threading
+
+from timpe.errors import StoreUnavailable
+
+_QUEUED = object()
+
+
+class Job:
+    """One queued statement and, once its batch is done, its outcome."""
+
+    __slots__ = ("sql", "params", "outcome")
+
+    def __init__(self, sql, params):
+        self.sql, self.params, self.outcome = sql, params, _QUEUED
+
+    @property
+    def done(self):
+        return self.outcome is not _QUEUED
+
+
+class Batcher:
+    """Queue of one process's statements of one kind. Make it in the
+    process that uses it, after any fork and after gevent's patching:
+    waiting then yields to the other greenlets (and under real threads it
+    blocks as it should).
+
+    ``run(batch)`` runs a list of :class:`Job` and sets each one's
+    outcome: its rows, or an exception for that statement's caller.
+    """
+
+    def __init__(self, run):
+        self._run = run
+        self._let_others_run = _cooperative_yield()
+        self._queue = collections.deque()  # appends and pops need no lock
+        self._leading = threading.Lock()   # held while a batch is under way
+        self._done = threading.Condition()  # followers wait here for theirs
+        self._waiting = 0
+
+    def submit(self, sql, params):
+        """Queue one statement; return its rows once its batch is done."""
+        job = Job(sql, params)
+        self._queue.append(job)
+        while not job.done:
+            if self._leading.acquire(blocking=False):
+                try:
+                    if not job.done:
+                        self._lead()
+                finally:
+                    self._leading.release()
+                    # A follower counts itself before it checks the lock, so
+                    # one that saw it held is counted here: no lost wake-up.
+                    if self._waiting:
+                        with self._done:
+                            self._done.notify_all()
+            else:
+                with self._done:
+                    self._waiting += 1
+                    while not job.done and self._leading.locked():
+                        self._done.wait()
+                    self._waiting -= 1
+        if isinstance(job.outcome, BaseException):
+            raise job.outcome
+        return job.outcome
+
+    def _lead(self):
+        if self._let_others_run is not None:
+            self._let_others_run()  # the others queue theirs behind ours
+        batch = [self._queue.popleft() for _ in range(len(self._queue))]
+        try:
+            self._run(batch)
+        finally:
+            for job in batch:
+                if not job.done:  # run was cut short: its caller cannot know
+                    job.outcome = StoreUnavailable("store unavailable: statement interrupted")
+
+
+def _cooperative_yield():
+    """gevent's sleep(0) where gevent has patched this process: the other
+    greenlets run until they wait, some of them on a statement. Elsewhere
+    none: a thread's sleep(0) is a system call that waits out the timer
+    slack (73 us, measured), and threads queue theirs while a batch is
+    under way anyway."""
+    try:
+        from gevent import monkey, sleep
+    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+        return None
+    return (lambda: sleep(0)) if monkey.is_module_patched("time") else None
