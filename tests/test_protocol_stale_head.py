@@ -135,16 +135,19 @@ def test_a_search_that_finds_nothing_starts_from_the_hint(store):
 
 def test_an_immediate_credit_claimed_in_phase_one_then_taken(store):
     """The recipient's seq claimed at insert is taken before the credit:
-    the credit is claimed again (the transfer passes through committed)."""
+    the credit goes to the first free seq after it, with no new claim."""
     ids = register(store, a=5000, b=0, c=9000)
     slow = TransactionService(store)
     txn = slow.create(ids["a"], ids["b"], 1000, claimed=True)[0]
     assert (txn["state"], txn["debit_seq"], txn["credit_seq"]) == ("in progress", 1, 1)
     pay(store, ids["c"], ids["b"], 700)             # takes b's seq 1
+    pay(store, ids["c"], ids["b"], 100)             # and seq 2
     done = slow.complete(txn)
-    assert (done["state"], done["credit_seq"]) == ("finished", 2)
+    assert (done["state"], done["credit_seq"]) == ("finished", 1)
+    assert store.get("user_transactions", (ids["b"], 3))["transaction_id"] == txn["id"]
+    assert store.scan("transactions", where={"state": "committed"}) == []
     balances = {n: UserService(store).find(i)["balance"] for n, i in ids.items()}
-    assert balances == {"a": 40, "b": 17, "c": 83}
+    assert balances == {"a": 40, "b": 18, "c": 82}
     assert_sound(store)
 
 
@@ -190,3 +193,19 @@ def test_a_retry_whose_first_attempt_is_in_flight_replays_it(store):
     again, replayed = TransactionService(in_flight).create(ids["a"], ids["b"], 1000,
                                                           txn_id="retried")
     assert replayed and again["id"] == first["id"] and in_flight.hid == 3
+
+
+def test_a_credit_moved_past_its_claim_is_found_by_every_other_process(store):
+    """Two processes finish the same transfer whose credit seq was taken:
+    the second walks the same rows and finds the first one's credit."""
+    ids = register(store, a=5000, b=0, c=9000)
+    txn = TransactionService(store).create(ids["a"], ids["b"], 1000, claimed=True)[0]
+    pay(store, ids["c"], ids["b"], 700)  # takes b's seq 1
+    first = TransactionService(store).complete(dict(txn))
+    pay(store, ids["c"], ids["b"], 100)  # b's seq 3, after the credit
+    again = TransactionService(store).complete(dict(txn))  # from the old row
+    assert first["state"] == again["state"] == "finished"
+    rows = store.sql("SELECT seq FROM user_transactions WHERE transaction_id = ? "
+                     "ORDER BY seq", (txn["id"],))[1]
+    assert rows == [(1,), (2,)]  # a's debit at 1, b's credit at 2: once
+    assert_sound(store)

@@ -37,8 +37,11 @@ from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 HINT_STRIDE = 16
-#: Seqs looked ahead of the newest row known, per user and round trip.
-WINDOW = 8
+#: Seqs looked ahead of the newest row known, per user and round trip:
+#: about what the other node appends between two looks of this one at a
+#: busy user, and few keys, as CrateDB's planning of a look-up by a
+#: two-column key grows with the square of the keys (docs/benchmarks.rst).
+WINDOW = 4
 
 
 def now_ms():
@@ -147,6 +150,22 @@ class Ledger:
                     proven[uid] = newest
             start = ahead
         return proven
+
+    def walk(self, row, transaction_id):
+        """From ``row`` on, the first row of ``transaction_id``, else the
+        newest row (proven like a head): the look-ahead by primary key, one
+        window a round trip."""
+        user_id = row["user_id"]
+        while True:
+            keys = [(user_id, row["seq"] + i) for i in range(1, WINDOW + 1)]
+            found = {r["seq"]: r for r in self.store.get_many(USER_TRANSACTIONS.name, keys)}
+            for seq in range(row["seq"] + 1, row["seq"] + WINDOW + 1):
+                if seq not in found:
+                    self._saw(row)
+                    return row
+                row = found[seq]
+                if row["transaction_id"] == transaction_id:
+                    return row
 
     def _forget(self, user_id, user):
         """The kept newest row of ``user_id`` is gone from the store: start

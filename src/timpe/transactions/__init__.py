@@ -1,5 +1,6 @@
 """Transactions: phase 1 (record), phase 2 (the MPC) and their listing."""
 from timpe.transactions.services import TransactionService
+from timpe.transactions.turns import Turns
 
 
 def includeme(config):
@@ -9,5 +10,7 @@ def includeme(config):
     config.add_route("transactions_process", "/transactions/process")
     config.add_route("transaction", "/transactions/{id}")
     config.add_route("process", "/process")
-    config.add_request_attribute(lambda r: TransactionService(r.store, r.users), "transactions")
+    turns = Turns()  # one per app, so one per worker process
+    config.add_request_attribute(lambda r: TransactionService(r.store, r.users, turns),
+                                 "transactions")
     config.scan("timpe.transactions.views")

@@ -13,9 +13,12 @@ transaction at any step, also while another one works on it:
 * a leg's ledger row is found by primary key (user, claimed seq), never by a
   scan: present with our id -> the leg is done; present with another id ->
   that seq went to someone else, claim the new head; absent -> write it.
-* a claim moves only after its seq was seen taken by another transaction, and
-  a taken seq stays taken, so a leg can only ever be written at its last
-  claim: it is applied at most once.
+* a debit's claim moves only after its seq was seen taken by another
+  transaction, and a taken seq stays taken, so a debit can only ever be
+  written at its last claim: it is applied at most once. A credit, which
+  cannot fail, is not claimed again: it goes to the first seq from its
+  claim on that no other transaction holds, which every process finds by
+  walking the same rows, so it too is applied at most once.
 
 A debit is written at seq s only when row s-1 (immutable) holds enough, and
 seq s can be won by one writer only: no balance ever goes below zero.
@@ -72,6 +75,7 @@ class Processor:
     def __init__(self, store, ledger=None):
         self.store = store
         self.ledger = ledger or Ledger(store)
+        self.written = lambda user_id: None  # told each user whose leg is written
 
     def run(self, txn):
         """Advance ``txn`` until it is finished or failed; return it."""
@@ -130,9 +134,27 @@ class Processor:
             row = self.ledger.append(previous, txn["id"], leg.kind, amount)
         if row["transaction_id"] == txn["id"]:
             return self._leg_done(txn, leg)
+        if leg is CREDIT:
+            return self._credit_after(txn, row)
         return self._claim(txn, leg, fresh=True)  # seq taken by another transaction
 
+    def _credit_after(self, txn, taken):
+        """The credit's seq is ``taken`` by another transaction. A credit
+        cannot fail, so it goes to the first seq after that no other
+        transaction holds, with no new claim: every process that writes it
+        walks the same rows from the claim, so it finds the credit wherever
+        one of them wrote it (rows never change), and writes it only where
+        none did."""
+        while True:
+            row = self.ledger.walk(taken, txn["id"])
+            if row["transaction_id"] != txn["id"]:  # the head: write after it
+                row = self.ledger.append(row, txn["id"], CREDIT.kind, txn["amount"])
+            if row["transaction_id"] == txn["id"]:
+                return self._leg_done(txn, CREDIT)
+            taken = row
+
     def _leg_done(self, txn, leg):
+        self.written(txn[leg.party])
         if leg is CREDIT:
             return self._finish(txn)
         if txn[CREDIT.seq_field] is not None:  # claimed with the debit: write it

@@ -14,6 +14,7 @@ from timpe.transactions.interfaces import ITransactionService
 from timpe.transactions.protocol import (
     FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claim_both,
 )
+from timpe.transactions.turns import Turns
 from timpe.users.services import UserService
 
 #: Bounds of the ``limit`` of a listing or a /process call.
@@ -69,10 +70,12 @@ def fingerprint(sender, recipient, amount):
 
 @implementer(ITransactionService)
 class TransactionService:
-    def __init__(self, store, users=None):
-        """``users``: the request's UserService (its ledger is shared)."""
+    def __init__(self, store, users=None, turns=None):
+        """``users``: the request's UserService (its ledger is shared);
+        ``turns``: the process's Turns, if any."""
         self.store = store
         self.users = users or UserService(store)
+        self.turns = Turns() if turns is None else turns
         self.processor = Processor(store, self.users.ledger)
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False):
@@ -126,14 +129,31 @@ class TransactionService:
         return earlier
 
     def complete(self, txn):
-        return self.processor.run(txn)
+        with self.turns.taken(txn["sender"], txn["recipient"]) as give_back:
+            return self._run(txn, give_back)
+
+    def immediately(self, sender, recipient, amount, txn_id=None):
+        """Phase 1 with both legs claimed, then phase 2 at once, in the
+        turns of both users. Return (transaction, replayed) as create does."""
+        with self.turns.taken(sender, recipient) as give_back:
+            txn, replayed = self.create(sender, recipient, amount, txn_id=txn_id, claimed=True)
+            # Completing also resumes a replayed transfer whose first node died.
+            return self._run(txn, give_back), replayed
+
+    def _run(self, txn, give_back):
+        """Phase 2, giving each user's turn back once its leg is written."""
+        self.processor.written = give_back
+        try:
+            return self.processor.run(txn)
+        finally:
+            self.processor.written = lambda user_id: None
 
     def process(self, limit=None):
         pending = self.store.scan(TRANSACTIONS.name, where={"state": PENDING},
                                   order_by=("timestamp", "id"), limit=limit)
         done = []
         for txn in pending:
-            done.append(self.processor.run(txn))
+            done.append(self.complete(txn))
             # Under gevent this yields: a long run never starves the other
             # requests or the worker's heartbeat (SQLite calls never yield).
             time.sleep(0)

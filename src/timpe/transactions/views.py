@@ -10,13 +10,13 @@ from timpe.web import respond, success
 # (timpe.validation): fields, types and limits are stated there once.
 
 
-def _create(request, claimed=False):
-    """Phase 1 for the request's body; a replay answers 200 instead of 201."""
+def _create(request, create):
+    """``create`` (a service method) for the request's body; a replay
+    answers 200 instead of 201."""
     body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
     txn_id = transaction_id(body.get("id"), request.headers.get("Idempotency-Key"))
-    txn, replayed = request.transactions.create(
-        body["sender"], body["recipient"], amount, txn_id=txn_id, claimed=claimed)
+    txn, replayed = create(body["sender"], body["recipient"], amount, txn_id=txn_id)
     request.response.status = 200 if replayed else 201
     if replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
@@ -25,14 +25,14 @@ def _create(request, claimed=False):
 
 @view_config(route_name="transactions", request_method="POST")
 def create(request):
-    return success(request, request.transactions.view(_create(request)))
+    service = request.transactions
+    return success(request, service.view(_create(request, service.create)))
 
 
 @view_config(route_name="transactions_immediately", request_method="POST")
 def create_immediately(request):
     service = request.transactions
-    # Completing also resumes a replayed transfer whose first node died.
-    txn = service.complete(_create(request, claimed=True))
+    txn = _create(request, service.immediately)
     if txn["state"] == FAILED:
         # Recorded, then lost the race for the funds: nothing moved.
         raise InsufficientFunds(txn["reason"], data=service.view(txn))
