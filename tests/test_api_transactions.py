@@ -46,7 +46,7 @@ def test_process_finishes_queued_and_both_paths_work(app, store, pair):
     ids = [app.post_json("/transactions", {"sender": a, "recipient": b, "amount": 10}).json["data"]["id"]
            for _ in range(3)]
     res = app.post("/process").json
-    assert res == {"status": "success", "processed": 3, "failed_transactions": []}
+    assert res == {"status": "success", "processed": 3, "more": False, "failed_transactions": []}
     assert all(app.get(f"/transactions/{i}").json["data"]["state"] == "finished" for i in ids)
     assert app.post("/transactions/process").json["processed"] == 0  # the alias; nothing left
     assert (balance(app, a), balance(app, b)) == (70, 30)
@@ -146,3 +146,29 @@ def test_process_limit(app, pair):
     assert app.post("/process?limit=2").json["processed"] == 2
     assert app.post("/process").json["processed"] == 1
     assert app.post("/process?limit=x", status=400).json["status"] == "failed"
+
+
+def test_process_says_there_is_more_past_its_limit(app, register):
+    a, b = register("limited", 100), register("other", 0)
+    for _ in range(3):
+        app.post_json("/transactions", {"sender": a, "recipient": b, "amount": 1}, status=201)
+    first = app.post("/process?limit=2").json
+    assert (first["processed"], first["more"]) == (2, True)
+    rest = app.post("/process?limit=2").json
+    assert (rest["processed"], rest["more"]) == (1, False)
+
+
+def test_process_starts_nothing_after_its_time_budget(store, monkeypatch):
+    from timpe.transactions import services
+    from timpe.users.services import UserService
+
+    users = UserService(store)
+    a, b = users.register("budget_a", 1000)["id"], users.register("budget_b", 0)["id"]
+    service = services.TransactionService(store)
+    for _ in range(3):
+        service.create(a, b, 1)
+    monkeypatch.setattr(services, "PROCESS_SECONDS", -1)  # spent before it starts
+    done, failed, more = service.process()
+    assert (done, failed, more) == ([], [], True)
+    monkeypatch.setattr(services, "PROCESS_SECONDS", 10)
+    assert [t["state"] for t in service.process()[0]] == ["finished"] * 3

@@ -14,7 +14,7 @@ from timpe.users.services import UserService
 def _process_worker(barrier, results, path):
     store = SQLiteStore(path)
     barrier.wait()
-    done, failed = TransactionService(store).process()
+    done, failed, more = TransactionService(store).process()
     results.put((len(done), len(failed)))
 
 

@@ -8,7 +8,9 @@ from pyramid.view import view_config
 
 from timpe.money import CENT, MAX_AMOUNT, SCALE
 from timpe.transactions.protocol import STATES
-from timpe.transactions.services import CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT
+from timpe.transactions.services import (
+    CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT, PROCESS_SECONDS,
+)
 from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
 from timpe.web import MAX_BODY, respond
 
@@ -86,10 +88,12 @@ SCHEMAS = {
         },
     },
     "ProcessResult": {
-        "type": "object", "required": ["status", "processed", "failed_transactions"],
+        "type": "object", "required": ["status", "processed", "failed_transactions", "more"],
         "properties": {
             "status": {"const": "success"},
             "processed": {"type": "integer", "minimum": 0},
+            "more": {"type": "boolean", "description":
+                     "the call stopped at its limit or its time budget: call again"},
             "failed_transactions": {"type": "array", "items": {
                 "type": "object", "required": ["id", "reason"],
                 "properties": {"id": {"type": "string"}, "reason": {"type": "string"}},
@@ -178,7 +182,8 @@ def _transfer(immediately=False):
 def _process(alias=""):
     return {
         "operationId": "process" + alias,
-        "summary": "Phase 2 for pending transactions, oldest first",
+        "summary": "Phase 2 for pending transactions, oldest first, for about "
+                   f"{PROCESS_SECONDS} s at most",
         "parameters": [{"name": "limit", "in": "query", "required": False, "schema": LIMIT,
                         "description": "at most this many transactions (default: all)"}],
         "responses": {"200": _json("processed", ref("ProcessResult")), **_errors("400", "503")},

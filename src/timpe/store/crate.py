@@ -63,6 +63,9 @@ UNAVAILABLE = (
     "CircuitBreakingException", "RelationUnknown", "SchemaUnknownException",
     "IllegalIndexShardStateException", "ShardNotInPrimaryModeException",
     "PrimaryMissingActionException", "RetryOnPrimaryException",
+    # A node that left while it worked on the statement:
+    "JobKilledException", "SendRequestTransportException",
+    "ReceiveTimeoutTransportException", "MasterNotDiscoveredException",
 )
 
 # Error codes of one row of a bulk answer that mean "lost", not "failed":

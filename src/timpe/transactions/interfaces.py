@@ -17,10 +17,15 @@ class ITransactionService(Interface):
         """Phase 2 for one transaction; return it finished or failed."""
 
     def process(limit=None):
-        """Phase 2 for every pending transaction a scan finds (oldest first).
+        """Phase 2 for the pending transactions a scan finds (oldest first),
+        at most ``limit``, started within a time budget.
 
-        Return (processed transactions, the ones that ended failed).
+        Return (processed transactions, the ones that ended failed, whether
+        a limit or the budget left some for another call).
         """
+
+    def immediately(sender, recipient, amount, txn_id=None):
+        """Phase 1 and phase 2 at once; return (transaction, replayed)."""
 
     def find(txn_id):
         """Return one transaction, or raise NotFound."""

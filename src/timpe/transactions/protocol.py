@@ -72,10 +72,11 @@ def claim_both(sender_head, recipient_head):
 
 
 class Processor:
-    def __init__(self, store, ledger=None):
+    def __init__(self, store, ledger=None, written=None):
+        """``written(user_id)`` is told of each user whose leg is written."""
         self.store = store
         self.ledger = ledger or Ledger(store)
-        self.written = lambda user_id: None  # told each user whose leg is written
+        self.written = written or (lambda user_id: None)
 
     def run(self, txn):
         """Advance ``txn`` until it is finished or failed; return it."""

@@ -5,6 +5,7 @@ import time
 
 from zope.interface import implementer
 
+from timpe import concurrently
 from timpe.errors import BadRequest, Conflict, InsufficientFunds, NotFound
 from timpe.ledger import now_ms
 from timpe.money import to_api
@@ -16,6 +17,11 @@ from timpe.transactions.protocol import (
 )
 from timpe.transactions.turns import Turns
 from timpe.users.services import UserService
+
+#: Transfers one /process call works on at once, and the seconds after
+#: which it starts no more.
+PROCESS_WIDTH = 32
+PROCESS_SECONDS = 10
 
 #: Bounds of the ``limit`` of a listing or a /process call.
 MAX_LIMIT = 100_000
@@ -76,7 +82,6 @@ class TransactionService:
         self.store = store
         self.users = users or UserService(store)
         self.turns = Turns() if turns is None else turns
-        self.processor = Processor(store, self.users.ledger)
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False):
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
@@ -117,7 +122,10 @@ class TransactionService:
         if claimed:
             txn |= claim_both(head, heads[recipient])
         inserted, stored = insert_or_read(self.store, TRANSACTIONS.name, txn)
-        if not inserted:  # a concurrent retry with the same id got there first
+        # A drawn id is ours alone: a row under it is our own insert, which
+        # a client retried on another CrateDB node after a timeout reports
+        # as taken. A chosen one may be a concurrent retry's, there first.
+        if not inserted and txn_id is not None:
             return self._replay(stored, print_), True
         return {**txn, "_version": None}, False
 
@@ -142,22 +150,20 @@ class TransactionService:
 
     def _run(self, txn, give_back):
         """Phase 2, giving each user's turn back once its leg is written."""
-        self.processor.written = give_back
-        try:
-            return self.processor.run(txn)
-        finally:
-            self.processor.written = lambda user_id: None
+        return Processor(self.store, self.users.ledger, give_back).run(txn)
 
     def process(self, limit=None):
         pending = self.store.scan(TRANSACTIONS.name, where={"state": PENDING},
                                   order_by=("timestamp", "id"), limit=limit)
-        done = []
-        for txn in pending:
-            done.append(self.complete(txn))
-            # Under gevent this yields: a long run never starves the other
-            # requests or the worker's heartbeat (SQLite calls never yield).
-            time.sleep(0)
-        return done, [t for t in done if t["state"] == FAILED]
+        # Many at once: their round trips overlap and their writes share
+        # batches; each yields, so a long run never starves the other
+        # requests or the worker's heartbeat (SQLite calls never yield).
+        # None is started after the time budget: a call answers long before
+        # a client or HAProxy gives up on it, and says there is more.
+        until = time.monotonic() + PROCESS_SECONDS
+        done = concurrently.each(self.complete, pending, PROCESS_WIDTH, until)
+        more = len(done) < len(pending) or (limit is not None and len(pending) == limit)
+        return done, [t for t in done if t["state"] == FAILED], more
 
     def find(self, txn_id):
         return self._get(txn_id)

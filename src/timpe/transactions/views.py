@@ -42,10 +42,12 @@ def create_immediately(request):
 @view_config(route_name="process", request_method="POST")
 @view_config(route_name="transactions_process", request_method="POST")
 def process(request):
-    done, failed = request.transactions.process(limit=request.validated["query"].get("limit"))
+    done, failed, more = request.transactions.process(
+        limit=request.validated["query"].get("limit"))
     return respond(request, {
         "status": "success",
         "processed": len(done),
+        "more": more,
         "failed_transactions": [{"id": t["id"], "reason": t["reason"]} for t in failed],
     })
 
