@@ -131,3 +131,20 @@ def test_a_queued_transfer_reads_both_users_rows(store):
     with pytest.raises(NotFound):
         node.pay(alice, bob, 10, immediately=False)
     assert snapshot(store)["transactions"] == []
+
+
+def test_a_kept_row_far_behind_is_caught_up_with_windows_that_grow(store):
+    from timpe.bench.roundtrips import CountingStore
+    from timpe.ledger import WINDOW
+
+    a, b = Node(store), Node(store)
+    alice = a.users().register("alice", 1000)["id"]
+    bob = a.users().register("bob", 0)["id"]
+    a.pay(alice, bob, 1)                       # a keeps alice's row 1
+    for _ in range(40):                        # b appends 40 more
+        b.pay(alice, bob, 1)
+    counting = CountingStore(store)
+    head = UserService(counting, a.known).ledger.head(alice)
+    assert head["seq"] == 41 and head["balance"] == 1000 - 41
+    # 4, 8, 16 then 32 seqs: four look-ups where fixed windows took ten.
+    assert WINDOW == 4 and counting.take()[("get_many", "user_transactions")] == 4

@@ -9,7 +9,8 @@ Rows never change once written, so a row once seen stays a valid row, at
 worst no longer the newest. A Ledger remembers the newest row it has seen
 of each user, and so does the process (timpe.users.known): a head is then
 found from there by primary key, with one look-up of the next ``WINDOW``
-seqs of every user wanted (both parties of a transfer in one round trip),
+seqs of every user wanted (both parties of a transfer in one round trip;
+farther while they are all taken),
 and proven by the first seq that is absent. Every store answers gets by
 primary key with each acknowledged write, so a proven head is the head but
 for writes still in flight, which the insert-if-absent after it catches.
@@ -37,11 +38,12 @@ from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
 HINT_STRIDE = 16
-#: Seqs looked ahead of the newest row known, per user and round trip:
-#: about what the other node appends between two looks of this one at a
-#: busy user, and few keys, as CrateDB's planning of a look-up by a
-#: two-column key grows with the square of the keys (docs/benchmarks.rst).
+#: Seqs looked ahead of the newest row known, per user, in the first round
+#: trip: about what the other node appends between two looks of this one at
+#: a busy user. Each round trip that finds its whole window taken (a search
+#: that lagged far, a user the process saw long ago) looks twice as far.
 WINDOW = 4
+MAX_WINDOW = 64
 
 
 def now_ms():
@@ -126,12 +128,12 @@ class Ledger:
         or None}), all in one look-up while none is more than WINDOW rows
         ahead of the row known."""
         start = {uid: self.recent(uid, user) for uid, user in users.items()}
-        proven = {}
+        proven, window = {}, WINDOW
         while start:
             # A row the process kept is asked for again: is it still there?
             check = {uid: row for uid, row in start.items() if "_kept" in row}
             keys = [(uid, row["seq"] + i) for uid, row in start.items()
-                    for i in range(0 if uid in check else 1, WINDOW + 1)]
+                    for i in range(0 if uid in check else 1, window + 1)]
             found = {(r["user_id"], r["seq"]): r
                      for r in self.store.get_many(USER_TRANSACTIONS.name, keys)}
             ahead = {}
@@ -144,28 +146,29 @@ class Ledger:
                     seq += 1
                 newest = found.get((uid, seq), row)
                 self._saw(newest)
-                if seq == row["seq"] + WINDOW:
+                if seq == row["seq"] + window:
                     ahead[uid] = newest  # the whole window is taken: look on
                 else:
                     proven[uid] = newest
-            start = ahead
+            start, window = ahead, min(2 * window, MAX_WINDOW)
         return proven
 
     def walk(self, row, transaction_id):
         """From ``row`` on, the first row of ``transaction_id``, else the
         newest row (proven like a head): the look-ahead by primary key, one
         window a round trip."""
-        user_id = row["user_id"]
+        user_id, window = row["user_id"], WINDOW
         while True:
-            keys = [(user_id, row["seq"] + i) for i in range(1, WINDOW + 1)]
+            keys = [(user_id, row["seq"] + i) for i in range(1, window + 1)]
             found = {r["seq"]: r for r in self.store.get_many(USER_TRANSACTIONS.name, keys)}
-            for seq in range(row["seq"] + 1, row["seq"] + WINDOW + 1):
+            for seq in range(row["seq"] + 1, row["seq"] + window + 1):
                 if seq not in found:
                     self._saw(row)
                     return row
                 row = found[seq]
                 if row["transaction_id"] == transaction_id:
                     return row
+            window = min(2 * window, MAX_WINDOW)
 
     def _forget(self, user_id, user):
         """The kept newest row of ``user_id`` is gone from the store: start

@@ -3,13 +3,14 @@
 -- No version column: CrateDB versions every row with _seq_no/_primary_term.
 -- Amounts are BIGINT cents: exact, never floating point.
 --
--- Shards: rows are routed by the primary key (CLUSTERED BY id). 4 shards
--- spread evenly over the seed's two nodes and still over four if the cluster
--- grows; users are few and small, so more shards would only cost overhead.
+-- Shards: rows are routed by the primary key (CLUSTERED BY id). 3 shards,
+-- as for the other tables; users are few and small, so more shards would
+-- only cost overhead.
 -- No partitions: a partition column must be part of the primary key, and
 -- users are only ever found by id.
 -- Replicas: '0-1' keeps one copy of every shard on each of the two nodes
 -- (writes are acknowledged by both), and still lets a one-node cluster work.
+-- Refresh every 10 s, as for the other tables.
 -- column_policy strict: a misspelt column is an error, not a new column.
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -17,5 +18,5 @@ CREATE TABLE IF NOT EXISTS users (
     initial_balance BIGINT NOT NULL,
     head_seq BIGINT NOT NULL,
     "timestamp" BIGINT NOT NULL
-) CLUSTERED BY (id) INTO 4 SHARDS
-WITH (number_of_replicas = '0-1', column_policy = 'strict');
+) CLUSTERED BY (id) INTO 3 SHARDS
+WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);
