@@ -39,17 +39,19 @@ def test_a_hint_kept_while_the_other_node_moved_it_on(store):
     bob = a.users().register("bob", 0)["id"]
     assert a.pay(alice, bob, 100)["state"] == "finished"
     kept = a.known.rows([alice])[alice]
-    for _ in range(20):  # node b pushes both hints on, past a's kept rows
+    for _ in range(HINT_STRIDE):  # node b pushes both hints on, past a's kept rows
         assert b.pay(bob, alice, 50)["state"] == "finished"
         assert b.pay(alice, bob, 50)["state"] == "finished"
-    assert store.get("users", (alice,))["head_seq"] > kept["head_seq"]
-    for _ in range(8):  # node a goes on from its old rows
+    assert store.get("users", (alice,))["head_seq"] == 2 * HINT_STRIDE > kept["head_seq"]
+    for _ in range(HINT_STRIDE):  # node a goes on from its old rows
         assert a.pay(alice, bob, 1, immediately=False)["state"] == "finished"
-    with pytest.raises(InsufficientFunds):  # 892 left: refused on a proven head
-        a.pay(alice, bob, 893)
-    assert balances(store, alice, bob) == [Decimal("8.92"), Decimal("1.08")]
+    left = 900 - HINT_STRIDE
+    with pytest.raises(InsufficientFunds):  # refused on a proven head
+        a.pay(alice, bob, left + 1)
+    assert balances(store, alice, bob) == [Decimal(left) / 100, Decimal(1000 - left) / 100]
     # Its stale version failed the hint's compare-and-set once; read again, kept.
-    assert a.known.rows([alice])[alice]["head_seq"] == store.get("users", (alice,))["head_seq"] == 48
+    assert (a.known.rows([alice])[alice]["head_seq"] == store.get("users", (alice,))["head_seq"]
+            == 3 * HINT_STRIDE)
     assert_sound(store)
 
 

@@ -2,37 +2,55 @@
 import time
 
 
-def each(work, items, width, until=None):
-    """``[work(item) for item in items]``: up to ``width`` at a time in
-    greenlets where gevent has patched this process (their store round
-    trips overlap, and their statements share batches), else one after the
-    other. No item is started after ``until`` (a time.monotonic() value):
-    the results are those of the items started, in order. Every item
-    started is worked on to its end; then the first error, if any, is raised.
+def each(work, items, width, until=None, ready=None):
+    """``work(item)`` for the items: up to ``width`` at a time in greenlets
+    where gevent has patched this process (their store round trips overlap,
+    and their statements share batches), else one after the other.
+
+    The next item started is the first not yet started that is ``ready``
+    (default: any); one that is not waits for a later turn, and when none
+    is, the first is started anyway. No item is started after ``until`` (a
+    time.monotonic() value). Every item started is worked on to its end;
+    then the first error, if any, is raised. Return the results of the
+    items started, in the items' order.
     """
     def due():
         return until is not None and time.monotonic() >= until
 
-    items = list(items)
+    waiting = list(items)
     try:
         from gevent import monkey
+        from gevent.event import Event
         from gevent.pool import Pool
     except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
         monkey = None
-    if monkey is None or not monkey.is_module_patched("socket") or len(items) < 2:
+    if monkey is None or not monkey.is_module_patched("socket") or len(waiting) < 2:
         results = []
-        for item in items:
+        for item in waiting:
             if due():
                 break
             results.append(work(item))
         return results
-    pool, greenlets = Pool(width), []
-    for item in items:
+    pool, started, one_ended = Pool(width), {}, Event()
+
+    def run(item):
+        try:
+            return work(item)
+        finally:
+            one_ended.set()
+
+    order = {id(item): i for i, item in enumerate(waiting)}
+    while waiting and not due():
         pool.wait_available()
-        if due():
-            break
-        greenlets.append(pool.spawn(work, item))
+        pick = next((i for i, item in enumerate(waiting) if ready is None or ready(item)), None)
+        if pick is None and pool.free_count() < width:
+            one_ended.clear()
+            one_ended.wait()  # none is ready: wait until one ends, then look again
+            continue
+        item = waiting.pop(pick or 0)
+        started[order[id(item)]] = pool.spawn(run, item)
     pool.join()
+    greenlets = [started[i] for i in sorted(started)]
     for greenlet in greenlets:
         if greenlet.exception is not None:
             raise greenlet.exception

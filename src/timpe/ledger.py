@@ -37,7 +37,7 @@ from timpe.errors import unknown_user
 from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
-HINT_STRIDE = 16
+HINT_STRIDE = 64
 #: Seqs looked ahead of the newest row known, per user, in the first round
 #: trip: about what the other node appends between two looks of this one at
 #: a busy user. Each round trip that finds its whole window taken (a search

@@ -160,8 +160,11 @@ class TransactionService:
         # requests or the worker's heartbeat (SQLite calls never yield).
         # None is started after the time budget: a call answers long before
         # a client or HAProxy gives up on it, and says there is more.
+        # Transfers of users whose turns are free go first: the others
+        # would only wait for them.
         until = time.monotonic() + PROCESS_SECONDS
-        done = concurrently.each(self.complete, pending, PROCESS_WIDTH, until)
+        done = concurrently.each(self.complete, pending, PROCESS_WIDTH, until,
+                                 ready=lambda t: self.turns.free(t["sender"], t["recipient"]))
         more = len(done) < len(pending) or (limit is not None and len(pending) == limit)
         return done, [t for t in done if t["state"] == FAILED], more
 

@@ -24,6 +24,10 @@ class Turns:
     def __len__(self):
         return len(self._users)
 
+    def free(self, *user_ids):
+        """No caller holds or waits for the turn of any of ``user_ids``."""
+        return not any(uid in self._users for uid in user_ids)
+
     @contextlib.contextmanager
     def taken(self, *user_ids):
         """Hold the turn of every user of ``user_ids`` (in one order for
