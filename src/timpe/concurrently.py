@@ -5,7 +5,8 @@ import time
 def each(work, items, width, until=None, ready=None):
     """``work(item)`` for the items: up to ``width`` at a time in greenlets
     where gevent has patched this process (their store round trips overlap,
-    and their statements share batches), else one after the other.
+    and their statements share batches), else one after the other (under
+    gevent letting the other greenlets run between two).
 
     The next item started is the first not yet started that is ``ready``
     (default: any); one that is not waits for a later turn, and when none
@@ -24,12 +25,15 @@ def each(work, items, width, until=None, ready=None):
         from gevent.pool import Pool
     except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
         monkey = None
-    if monkey is None or not monkey.is_module_patched("socket") or len(waiting) < 2:
+    patched = monkey is not None and monkey.is_module_patched("socket")
+    if not patched or width < 2 or len(waiting) < 2:
         results = []
         for item in waiting:
             if due():
                 break
             results.append(work(item))
+            if patched:
+                time.sleep(0)  # gevent's: the other greenlets run between items
         return results
     pool, started, one_ended = Pool(width), {}, Event()
 

@@ -254,6 +254,7 @@ def key_of(tbl, row):
 @implementer(IStore)
 class CrateStore:
     name = "crate"
+    parallel = 32
 
     def __init__(self, hosts, schema=None, timeout=TIMEOUT, fresh_scans=False,
                  pool_size=64, mappings_dir=None):

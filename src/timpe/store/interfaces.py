@@ -22,6 +22,10 @@ class IStore(Interface):
     """
 
     name = Attribute("Short adapter name, e.g. 'sqlite' or 'crate'.")
+    parallel = Attribute(
+        "How many calls of one process are worth having under way at once: "
+        "1 where a call never waits on the network (SQLite), more where "
+        "round trips overlap and share batches (CrateDB).")
 
     def insert(table, row):
         """Insert ``row`` unless its primary key exists (atomic, decided on

@@ -18,9 +18,8 @@ from timpe.transactions.protocol import (
 from timpe.transactions.turns import Turns
 from timpe.users.services import UserService
 
-#: Transfers one /process call works on at once, and the seconds after
-#: which it starts no more.
-PROCESS_WIDTH = 32
+#: Seconds after which a /process call starts no more transfers (it works
+#: on as many at once as its store's calls are worth overlapping).
 PROCESS_SECONDS = 10
 
 #: Bounds of the ``limit`` of a listing or a /process call.
@@ -155,15 +154,15 @@ class TransactionService:
     def process(self, limit=None):
         pending = self.store.scan(TRANSACTIONS.name, where={"state": PENDING},
                                   order_by=("timestamp", "id"), limit=limit)
-        # Many at once: their round trips overlap and their writes share
-        # batches; each yields, so a long run never starves the other
+        # On CrateDB many at once: their round trips overlap and their writes
+        # share batches. Each yields, so a long run never starves the other
         # requests or the worker's heartbeat (SQLite calls never yield).
         # None is started after the time budget: a call answers long before
         # a client or HAProxy gives up on it, and says there is more.
         # Transfers of users whose turns are free go first: the others
         # would only wait for them.
         until = time.monotonic() + PROCESS_SECONDS
-        done = concurrently.each(self.complete, pending, PROCESS_WIDTH, until,
+        done = concurrently.each(self.complete, pending, self.store.parallel, until,
                                  ready=lambda t: self.turns.free(t["sender"], t["recipient"]))
         more = len(done) < len(pending) or (limit is not None and len(pending) == limit)
         return done, [t for t in done if t["state"] == FAILED], more
