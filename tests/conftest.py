@@ -1,6 +1,7 @@
 import pytest
 
 from tests.spec import SpecTestApp
+from tests.topologies import Running, start
 from timpe import main
 from timpe.audit import audit
 from timpe.store.sqlite import SQLiteStore
@@ -43,3 +44,13 @@ def assert_sound(store, require_terminal=True):
     report = audit(store, require_terminal=require_terminal)
     assert report["problems"] == []
     return report
+
+
+@pytest.fixture(scope="session")
+def crate_topology(tmp_path_factory):
+    """The session's topology on a two-node CrateDB cluster of its own,
+    started once for the store contract and the end-to-end tests; skipped
+    where CrateDB is not installed."""
+    running, prepared = start(tmp_path_factory, "crate")
+    with running:
+        yield Running(prepared)

@@ -1,8 +1,9 @@
 """One contract for every store adapter: what the protocol may rely on.
 
-Runs against SQLite (a temp file) always, and against a live CrateDB cluster
-when TIMPE_CRATE_HOSTS names its nodes ("localhost:4200 localhost:4201"); each
-CrateDB run works in a schema of its own and drops it afterwards.
+Runs against SQLite (a temp file) always, and against a live CrateDB cluster:
+the one TIMPE_CRATE_HOSTS names ("localhost:4200 localhost:4201"), else one
+the session starts of its own whenever CrateDB is installed; each CrateDB run
+works in a schema of its own and drops it afterwards.
 Races use real OS processes, so the store, not the test, must serialise them.
 """
 import json
@@ -37,22 +38,24 @@ class Spec:
         return self.factory(**self.kwargs)
 
 
-def sqlite_spec(tmp_path):
+def sqlite_spec(request, tmp_path):
     return Spec(SQLiteStore, path=tmp_path / "contract.sqlite")
 
 
-def crate_spec(tmp_path):
-    if not CRATE_HOSTS:
-        pytest.skip("CrateDB contract: set TIMPE_CRATE_HOSTS to a live cluster's hosts")
+def crate_spec(request, tmp_path):
+    """The cluster TIMPE_CRATE_HOSTS names, else the session's own (which is
+    skipped where CrateDB is not installed)."""
+    hosts = CRATE_HOSTS or " ".join(
+        node.host for node in request.getfixturevalue("crate_topology").cluster)
     # The contract checks what scans return, which CrateDB promises only
     # after a refresh: so these scans refresh first.
-    return Spec(CrateStore, hosts=CRATE_HOSTS, fresh_scans=True,
+    return Spec(CrateStore, hosts=hosts, fresh_scans=True,
                 schema=f"timpe_test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(params=[sqlite_spec, crate_spec], ids=["sqlite", "crate"])
 def spec(request, tmp_path):
-    spec = request.param(tmp_path)
+    spec = request.param(request, tmp_path)
     yield spec
     store = spec.open()
     store.drop()

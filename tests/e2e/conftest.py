@@ -1,71 +1,24 @@
-"""The real topology for the end-to-end tests: supervisord, HAProxy and two
-gunicorn/gevent nodes from the same templates as `make run`, on free ports
-in a temporary directory, stopped afterwards with no process left behind.
+"""The real topology for the end-to-end tests (tests.topologies).
 
-Every test of the topology runs on each store: SQLite always, and a
-two-node CrateDB cluster of the topology's own whenever CrateDB is found
-(CRATE_HOME or a crate on PATH)."""
+Every test of the topology runs on each store: SQLite always, and the
+session's two-node CrateDB cluster whenever CrateDB is found (CRATE_HOME or
+a crate on PATH; tests/conftest.py starts it once for every suite)."""
 import pytest
 
-from timpe.cli import open_store
-from timpe.topology import crate, private
-from timpe.topology.render import find_haproxy
+from timpe.topology import private
 
-from tests.e2e.api import Api
+from tests.topologies import Running, start
 
 # Kept importable from here: other tests use them.
 free_ports = private.free_ports
 processes_under = private.processes_under
 
 
-class Running:
-    def __init__(self, prepared):
-        self.home = prepared.home
-        self.ports = prepared.ports
-        self.supervisor_port = prepared.supervisor_port
-        self.topology = prepared.topology
-        self.store_name = prepared.store
-        self.cluster = prepared.cluster
-        self.ini = prepared.ini
-        self.url = prepared.url
-        self.node_urls = {"app": f"http://127.0.0.1:{self.ports.app}",
-                          "app2": f"http://127.0.0.1:{self.ports.app2}"}
-        self.api = Api(self.url)
-
-    def store(self):
-        return open_store(self.ini)
-
-    def served(self):
-        """Requests each node has answered, from HAProxy's stats (CSV)."""
-        import requests
-        text = requests.get(f"{self.url}/__haproxy_stats;csv", timeout=5).text
-        header, *rows = [line.split(",") for line in text.splitlines() if line]
-        column = header.index("req_tot")
-        return {row[1]: int(row[column] or 0) for row in rows if row[1] in ("app", "app2")}
-
-
-def skip_without_crate():
-    if crate.find() is None:
-        pytest.skip("CrateDB is not installed here (CRATE_HOME unset and no crate on PATH): "
-                    "the topology tests on a CrateDB cluster need a real one")
-
-
-def start(tmp_path_factory, store, crate_nodes=2):
-    if find_haproxy() is None:
-        pytest.fail("haproxy is not installed: `make test` installs it (apt-get install haproxy)")
-    if store == "crate":
-        skip_without_crate()
-    prepared = private.prepare(
-        tmp_path_factory.mktemp(f"topology-{store}"), identifier=f"timpe-e2e-{store}",
-        store=store, crate_nodes=crate_nodes,
-        # Short intervals so a killed node is noticed and restarted quickly.
-        check_inter="300ms", check_fastinter="200ms", connect_timeout="500ms", startsecs=1,
-    )
-    return private.running(prepared), prepared
-
-
 @pytest.fixture(scope="session", params=["sqlite", "crate"])
 def topology(request, tmp_path_factory):
-    running, prepared = start(tmp_path_factory, request.param)
+    if request.param == "crate":
+        yield request.getfixturevalue("crate_topology")
+        return
+    running, prepared = start(tmp_path_factory, "sqlite")
     with running:
         yield Running(prepared)

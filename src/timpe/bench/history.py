@@ -4,6 +4,7 @@ over HTTP, without HTTP's cost per transfer. Re-running adds what is missing."""
 import time
 
 from timpe.transactions.services import TransactionService
+from timpe.users.known import KnownUsers
 from timpe.users.services import UserService, user_id
 
 RICH = 10 ** 11  # cents every benchmark user starts with: no transfer runs dry
@@ -27,7 +28,8 @@ def long_history_of(store, payer, rows, progress=None):
     rows: real transfers of 0.01 to a partner, each a full phase 1 and phase
     2, as many as an earlier run did not make. Return (the payer's id,
     seconds spent)."""
-    users = UserService(store)
+    known = KnownUsers()  # what a node keeps across its requests
+    users = UserService(store, known)
     partner = payer + "_partner"
     for nick in (payer, partner):
         if store.get("users", (user_id(nick),)) is None:
@@ -37,7 +39,8 @@ def long_history_of(store, payer, rows, progress=None):
         return user_id(payer), 0.0
     started = time.perf_counter()
     for done in range(missing):
-        service = TransactionService(store)  # one per transfer, as a request has
+        # One service per transfer, as a request has; the rows kept, as a node has.
+        service = TransactionService(store, UserService(store, known))
         service.complete(service.create(user_id(payer), user_id(partner), 1)[0])
         if progress is not None and done % 1000 == 999:
             progress(1000)
