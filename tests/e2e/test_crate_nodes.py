@@ -99,14 +99,15 @@ def kill_each_node_in_turn(running, users):
     time.sleep(3)
     assert load.since(0)[201] > 0, load.answers
     windows = {}
-    for name, _ in order:
+    for name, was_master in order:
         killed = time.monotonic()
         running.topology.kill_node(name)
         time.sleep(15)  # the cluster without the node, under load
         windows[name] = load.since(killed)
         wait_healthy(running)
         # The figures docs/crate.rst reports (shown with pytest -rA).
-        print(f"{len(running.cluster)} nodes, {name} SIGKILLed ({'master' if _ else 'not master'}):"
+        print(f"{len(running.cluster)} nodes, {name} SIGKILLed "
+              f"({'master' if was_master else 'not master'}):"
               f" answers in the 15 s after: {dict(windows[name])}; back after "
               f"{time.monotonic() - killed:.0f} s")
     time.sleep(3)  # load on the whole cluster again
