@@ -5,6 +5,7 @@ seed's ports or var/. With ``store="crate"`` its supervisord also runs a
 CrateDB cluster of its own, on free ports too."""
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -60,10 +61,23 @@ class Private:
         return [self.home] + ([self.crate_dir] if self.crate_dir else [])
 
 
-def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, **overrides):
+def set_app_settings(ini, settings):
+    """Set ``settings`` ({name: value}) in the [app:main] section of ``ini``."""
+    text = Path(ini).read_text()
+    for name, value in settings.items():
+        line = f"{name} = {value}"
+        text, found = re.subn(rf"(?m)^{re.escape(name)} = .*$", line, text)
+        if not found:
+            text = text.replace("[app:main]\n", f"[app:main]\n{line}\n", 1)
+    Path(ini).write_text(text)
+
+
+def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, settings=None,
+            **overrides):
     """Render the configs and copy app.ini into ``home``; return a Private.
 
-    The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var.
+    The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var;
+    ``settings`` changes its [app:main] settings.
     CrateDB nodes keep their data in a directory of their own that the user
     they run as can reach (``home`` may be private to this one).
     """
@@ -73,6 +87,7 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, **o
     home = Path(home)
     (home / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(APP_INI, home / "etc" / "app.ini")
+    set_app_settings(home / "etc" / "app.ini", settings or {})
     ini, cluster, crate_dir = home / "etc" / "app.ini", (), None
     if store == "crate":
         ports = free_ports(2 * crate_nodes)
