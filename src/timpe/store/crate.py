@@ -290,10 +290,15 @@ class CrateStore:
     def _client(self, slow=False):
         with self._lock:
             if self._pid != os.getpid():
-                self._clients = [crate_client.connect(
-                    self.hosts, timeout=timeout, schema=self.schema,
-                    pool_size=self.pool_size, compress=False)
-                    for timeout in (self.timeout, max(self.timeout, SLOW_TIMEOUT))]
+                try:
+                    self._clients = [crate_client.connect(
+                        self.hosts, timeout=timeout, schema=self.schema,
+                        pool_size=self.pool_size, compress=False)
+                        for timeout in (self.timeout, max(self.timeout, SLOW_TIMEOUT))]
+                except crate_errors.Error as exc:
+                    # Connecting asks the nodes their version, which a node
+                    # with no master yet refuses (as a 400, or a 503).
+                    raise StoreUnavailable(f"CrateDB cannot serve yet: {exc}") from exc
                 self._pid = os.getpid()
             return self._clients[slow]
 
