@@ -80,7 +80,11 @@ def test_thousand_cent_transfers_move_exactly_ten(app, store, register):
     a, b = register("payer", 10), register("payee", 0)
     for _ in range(1000):
         app.post_json("/transactions", {"sender": a, "recipient": b, "amount": 0.01})
-    assert app.post("/process").json["processed"] == 1000
+    processed, more = 0, True
+    while more:  # each call has a time budget: call again while it says more
+        answer = app.post("/process").json
+        processed, more = processed + answer["processed"], answer["more"]
+    assert processed == 1000
     assert balance(app, a) == 0 and balance(app, b) == 10
     assert_sound(store)
 
