@@ -12,6 +12,7 @@ from timpe.transactions.services import (
     CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT, PROCESS_SECONDS,
 )
 from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
+from timpe.users.statements import DEFAULT_PAGE, KINDS, MAX_PAGE
 from timpe.web import MAX_BODY, respond
 
 
@@ -56,7 +57,29 @@ SCHEMAS = {
     },
     # Responses carry amounts as exact JSON numbers; clients parse them as they
     # like (multipleOf is left out here: a float parser could not check it).
-    "Money": {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT},
+    # No maximum: MAX_AMOUNT bounds what one request may carry, and a balance
+    # sums many of them.
+    "Money": {"type": "number", "minimum": 0},
+    "Entry": {
+        "type": "object",
+        "required": ["seq", "kind", "amount", "balance", "transaction_id", "counterparty",
+                     "state", "timestamp"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 0,
+                    "description": "the entry's place in the user's ledger, from 0"},
+            "kind": {"enum": list(KINDS), "description":
+                     "deposit (the initial balance, seq 0), debit or credit"},
+            "amount": {"type": "number", "description": "signed: a debit is negative"},
+            "balance": ref("Money"),
+            "transaction_id": {"type": ["string", "null"], "description": "null for the deposit"},
+            "counterparty": {"type": ["string", "null"], "description":
+                             "the other user's id: the recipient of a debit, the sender "
+                             "of a credit; null for the deposit"},
+            "state": {"enum": [*STATES, None], "description":
+                      "the transaction's state; a debit shows before its credit is written"},
+            "timestamp": {"type": "integer", "description": "written, ms since the epoch"},
+        },
+    },
     "User": {
         "type": "object", "required": ["id", "nickname", "balance"],
         "properties": {
@@ -108,6 +131,14 @@ def _success(data_schema):
             "properties": {"status": {"const": "success"}, "data": data_schema}}
 
 
+def _page(items, cursor):
+    """A page of a listing: ``next`` is the ``cursor`` of the next page, null on the last."""
+    return {"type": "object", "required": ["status", "data", "next"],
+            "properties": {"status": {"const": "success"},
+                           "data": {"type": "array", "items": items},
+                           "next": {**cursor, "type": [cursor["type"], "null"]}}}
+
+
 def _json(description, schema):
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -137,6 +168,7 @@ def _body(name):
 
 
 LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+SEQ = {"type": "integer", "minimum": 0, "maximum": 2 ** 63 - 1}
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -204,6 +236,22 @@ PATHS = {
         "get": {"operationId": "show_user", "summary": "One user with balance",
                 "responses": {"200": _json("the user", _success(ref("User"))),
                               **_errors("400", "404", "503")}},
+    },
+    "/users/{id}/transactions": {
+        "parameters": [ID_PARAM],
+        "get": {
+            "operationId": "statement",
+            "summary": "The user's account statement: ledger entries, newest first",
+            "parameters": [
+                {"name": "before", "in": "query", "required": False, "schema": SEQ,
+                 "description": "only entries with a lower seq: the previous page's 'next'"},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                            "default": DEFAULT_PAGE}},
+            ],
+            "responses": {"200": _json("a page of the statement", _page(ref("Entry"), SEQ)),
+                          **_errors("400", "404", "503")},
+        },
     },
     "/transactions": {
         "get": {

@@ -1,7 +1,7 @@
 from pyramid.view import view_config
 
 from timpe.money import parse_amount
-from timpe.web import success
+from timpe.web import respond, success
 
 
 @view_config(route_name="users", request_method="GET")
@@ -21,3 +21,11 @@ def register(request):
 @view_config(route_name="user", request_method="GET")
 def show_user(request):
     return success(request, request.users.find(request.matchdict["id"]))
+
+
+@view_config(route_name="user_transactions", request_method="GET")
+def statement(request):
+    query = request.validated["query"]
+    entries, more = request.statements.page(
+        request.matchdict["id"], before=query.get("before"), limit=query["limit"])
+    return respond(request, {"status": "success", "data": entries, "next": more})
