@@ -23,8 +23,23 @@ def _reject_constant(name):
     raise BadRequest(f"{name} is not a number")
 
 
+def _unique_keys(pairs):
+    """An object's members as a dict, refusing a key given twice (at any
+    depth): JSON leaves it to each parser which one counts, so a proxy or a
+    client library could read another body than this node does."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(f"request body has the key {key!r} more than once in one object")
+            seen.add(key)
+    return obj
+
+
 # Built once: simplejson.loads/dumps with options build a new one per call.
-_DECODER = simplejson.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_DECODER = simplejson.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant,
+                                  object_pairs_hook=_unique_keys)
 _ENCODER = simplejson.JSONEncoder(use_decimal=True)
 
 
