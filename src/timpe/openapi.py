@@ -11,7 +11,7 @@ from timpe.transactions.protocol import STATES
 from timpe.transactions.services import (
     CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT, PROCESS_SECONDS,
 )
-from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
+from timpe.users.nicknames import MAX_NICKNAME, NICKNAME_RULE
 from timpe.users.statements import DEFAULT_PAGE, KINDS, MAX_PAGE
 from timpe.web import MAX_BODY, respond
 
@@ -32,9 +32,12 @@ def _amount(minimum_key, what):
 
 
 SCHEMAS = {
+    # No pattern: RFC 8265's rules (Unicode properties, width mapping, NFC,
+    # the bidi rule) are no regex, least of all one every ECMA-262 engine
+    # reads alike; the service enforces them and says why (400).
     "Nickname": {
         "type": "string", "minLength": 1, "maxLength": MAX_NICKNAME,
-        "pattern": NICKNAME_PATTERN, "description": NICKNAME_RULE,
+        "description": NICKNAME_RULE,
     },
     "UserId": {"type": "string", "description": "a user id (string)"},
     "Amount": _amount("exclusiveMinimum", "the amount to transfer"),
@@ -84,7 +87,8 @@ SCHEMAS = {
         "type": "object", "required": ["id", "nickname", "balance"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{40}$",
-                   "description": "SHA-1 hex digest of the UTF-8 nickname"},
+                   "description": "SHA-1 hex digest of the UTF-8 nickname as prepared "
+                                  "(RFC 8265)"},
             "nickname": {"type": "string"}, "balance": ref("Money"),
         },
     },

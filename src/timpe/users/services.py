@@ -1,36 +1,18 @@
 import hashlib
-import re
 
 from zope.interface import implementer
 
-from timpe.errors import BadRequest, Conflict, unknown_user
+from timpe.errors import Conflict, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
 from timpe.store.schema import USERS
 from timpe.users.interfaces import IUserService
-
-MAX_NICKNAME = 64
-# Nicknames: unicode, but no control characters (category Cc) and no lone
-# surrogates (Cs), and not blank. One regex, so the OpenAPI schema states the
-# very same rule; its three classes are disjoint where it matters, so it runs
-# in linear time on any input.
-_NOT_ALLOWED = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
-NICKNAME_PATTERN = f"^[^\\S{_NOT_ALLOWED}]*[^\\s{_NOT_ALLOWED}][^{_NOT_ALLOWED}]*$"
-NICKNAME_RULE = (f"a non-blank string of 1-{MAX_NICKNAME} characters, unicode allowed, "
-                 "without control characters")
-_NICKNAME = re.compile(NICKNAME_PATTERN)
-
+from timpe.users.nicknames import prepare
 
 def user_id(nickname):
-    """The seed's rule: a user's id is the SHA-1 hex digest of the nickname."""
+    """The seed's rule, on the prepared nickname (timpe.users.nicknames): a
+    user's id is the SHA-1 hex digest of it in UTF-8."""
     return hashlib.sha1(nickname.encode("utf-8")).hexdigest()
-
-
-def check_nickname(nickname):
-    if (not isinstance(nickname, str) or len(nickname) > MAX_NICKNAME
-            or not _NICKNAME.fullmatch(nickname)):
-        raise BadRequest(f"'nickname' must be {NICKNAME_RULE}")
-    return nickname
 
 
 @implementer(IUserService)
@@ -42,12 +24,14 @@ class UserService:
         self.ledger = Ledger(store, known)
 
     def register(self, nickname, balance):
+        prepared = prepare(nickname)
         user = {
-            "id": user_id(check_nickname(nickname)), "nickname": nickname,
+            "id": user_id(prepared), "nickname": prepared,
             "initial_balance": balance, "head_seq": 0, "timestamp": now_ms(),
         }
         if not self.store.insert(USERS.name, user):
-            raise Conflict(f"nickname {nickname!r} is already registered")
+            alike = "" if prepared == nickname else f" (as {prepared!r}, which it prepares to)"
+            raise Conflict(f"nickname {nickname!r} is already registered{alike}")
         self.ledger.open(user)
         return self.view(user, balance)
 
