@@ -178,9 +178,10 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
                "description": "1-200 printable ASCII characters, the first not a space"},
-    "description": "Makes the request safe to retry (not with a body 'id' too): a retry "
-                   "with the same key returns "
-                   "the first outcome, the same key with another body is a 409",
+    "description": "Makes the request safe to retry: a retry with the same key returns "
+                   "the first outcome, the same key with another body is a 409. With a "
+                   "body 'id' too, the id names the transaction and a retry must repeat "
+                   "both",
 }
 
 
@@ -307,7 +308,7 @@ SCHEMAS["ClientTransactionId"].update({
     "not": {"enum": _RESERVED},
     "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -, but not "
                    f"{' or '.join(_RESERVED)}; a retry with the same id returns the first "
-                   "outcome (give no Idempotency-Key with it)",
+                   "outcome (with an Idempotency-Key too, a retry repeats both)",
 })
 
 

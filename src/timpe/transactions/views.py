@@ -15,8 +15,10 @@ def _create(request, create):
     answers 200 instead of 201."""
     body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
-    txn_id = transaction_id(body.get("id"), request.headers.get("Idempotency-Key"))
-    txn, replayed = create(body["sender"], body["recipient"], amount, txn_id=txn_id)
+    client_id, key = body.get("id"), request.headers.get("Idempotency-Key")
+    txn, replayed = create(body["sender"], body["recipient"], amount,
+                           txn_id=transaction_id(client_id, key),
+                           retry_key=key if client_id is not None else None)
     request.response.status = 200 if replayed else 201
     if replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
