@@ -152,8 +152,10 @@ def _error(description):
 
 
 ERRORS = {
-    "400": _error("bad input: malformed JSON, a missing, unknown or invalid field, "
-                  "query parameter or header, or a URL that is not valid UTF-8"),
+    "400": _error("bad input: malformed JSON, a key given twice in one object, a "
+                  "missing, unknown or invalid field, query parameter or header, a "
+                  "nickname that is no RFC 8265 username, sender equal to recipient, "
+                  "or a URL that is not valid UTF-8"),
     "404": _error("unknown id"),
     "409": _error("conflict: the nickname is taken, or the transaction id or "
                   "Idempotency-Key was used with another body"),
@@ -185,11 +187,18 @@ IDEMPOTENCY_KEY = {
 }
 
 
+def _links(**operations):
+    """OpenAPI links: the ``id`` of the answer's ``data`` goes to these operations."""
+    return {name: {"operationId": op, "parameters": {"id": "$response.body#/data/id"}}
+            for name, op in operations.items()}
+
+
 def _register(alias=""):
     return {
         "operationId": "register" + alias, "summary": "Register a user",
         "requestBody": _body("NewUser"),
-        "responses": {"201": _json("registered", _success(ref("User"))),
+        "responses": {"201": {**_json("registered", _success(ref("User"))),
+                              "links": _links(user="show_user", statement="statement")},
                       **_errors("400", "409", "413", "503")},
     }
 
@@ -206,8 +215,9 @@ def _transfer(immediately=False):
         "parameters": [IDEMPOTENCY_KEY],
         "requestBody": _body("NewTransaction"),
         "responses": {
-            "201": _json("recorded" + (" and finished" if immediately else ""),
-                         _success(ref("Transaction"))),
+            "201": {**_json("recorded" + (" and finished" if immediately else ""),
+                            _success(ref("Transaction"))),
+                    "links": _links(transaction="show_transaction")},
             "200": {**_json("a retry (same id or Idempotency-Key, same body): the first "
                             "attempt's transaction", _success(ref("Transaction"))),
                     "headers": {"Idempotent-Replayed": {"schema": {"const": "true"}}}},
