@@ -135,9 +135,9 @@ def _success(data_schema):
             "properties": {"status": {"const": "success"}, "data": data_schema}}
 
 
-def _page(items, cursor):
+def _page(items, cursor, required=True):
     """A page of a listing: ``next`` is the ``cursor`` of the next page, null on the last."""
-    return {"type": "object", "required": ["status", "data", "next"],
+    return {"type": "object", "required": ["status", "data"] + (["next"] if required else []),
             "properties": {"status": {"const": "success"},
                            "data": {"type": "array", "items": items},
                            "next": {**cursor, "type": [cursor["type"], "null"]}}}
@@ -239,10 +239,19 @@ def _process(alias=""):
 
 PATHS = {
     "/users": {
-        "get": {"operationId": "list_users", "summary": "Every user with balance",
-                "responses": {"200": _json("users", _success({"type": "array",
-                                                               "items": ref("User")})),
-                              **_errors("503")}},
+        "get": {"operationId": "list_users",
+                "summary": "Every user with balance, by nickname; pages with 'limit'",
+                "parameters": [
+                    {"name": "after", "in": "query", "required": False, "schema": ref("UserId"),
+                     "description": "only users listed after this one: the previous page's "
+                                    "'next'"},
+                    {"name": "limit", "in": "query", "required": False, "schema": LIMIT,
+                     "description": "a page of at most this many, with 'next' (default: "
+                                    "every user, in the seed's shape)"},
+                ],
+                "responses": {"200": _json("users; 'next' only with 'limit'", _page(
+                    ref("User"), {"type": "string", "description": "a user id"},
+                    required=False)), **_errors("400", "503")}},
         "post": _register(),
     },
     "/users/register": {"post": _register("_alias")},
@@ -274,11 +283,20 @@ PATHS = {
             "parameters": [
                 {"name": "state", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": list(STATES)}},
+                {"name": "sender", "in": "query", "required": False, "schema": ref("UserId"),
+                 "description": "only transfers from this user"},
+                {"name": "recipient", "in": "query", "required": False, "schema": ref("UserId"),
+                 "description": "only transfers to this user"},
+                {"name": "before", "in": "query", "required": False,
+                 "schema": {"type": "string", "description": "a transaction id"},
+                 "description": "only transactions listed after this one: the previous "
+                                "page's 'next'"},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {**LIMIT, "default": DEFAULT_LIMIT}},
             ],
-            "responses": {"200": _json("transactions", _success({
-                "type": "array", "items": ref("Transaction")})), **_errors("400", "503")},
+            "responses": {"200": _json("a page of transactions", _page(
+                ref("Transaction"), {"type": "string", "description": "a transaction id"})),
+                **_errors("400", "503")},
         },
         "post": _transfer(),
     },

@@ -22,6 +22,9 @@ from timpe.users.services import UserService
 #: on as many at once as its store's calls are worth overlapping).
 PROCESS_SECONDS = 10
 
+#: GET /transactions: newest first; the id makes the order total for paging.
+LISTING_ORDER = ("timestamp DESC", "id")
+
 #: Bounds of the ``limit`` of a listing or a /process call.
 MAX_LIMIT = 100_000
 DEFAULT_LIMIT = 100
@@ -177,12 +180,28 @@ class TransactionService:
     def find(self, txn_id):
         return self._get(txn_id)
 
-    def latest(self, state=None, limit=DEFAULT_LIMIT):
+    def latest(self, state=None, limit=DEFAULT_LIMIT, before=None, sender=None, recipient=None):
+        """Return (newest transactions first, the ``before`` of the next page
+        or None): at most ``limit``, older than the transaction ``before``
+        names, of the ``state``, ``sender`` and ``recipient`` given.
+
+        A search (eventually consistent); each page starts at its cursor's
+        row (keyset), so it costs the page, not the pages before it.
+        """
         if state is not None and state not in STATES:
             raise BadRequest(f"'state' must be one of {', '.join(STATES)}")
-        where = {"state": state} if state else None
-        return self.store.scan(TRANSACTIONS.name, where=where,
-                               order_by=("timestamp DESC", "id"), limit=limit)
+        where = {k: v for k, v in (("state", state), ("sender", sender),
+                                   ("recipient", recipient)) if v is not None}
+        after = None
+        if before is not None:
+            after = self.store.get(TRANSACTIONS.name, (before,))
+            if after is None:
+                raise BadRequest(f"'before' names no transaction: {before!r}")
+        # One more than asked for: whether there is a next page.
+        found = self.store.scan(TRANSACTIONS.name, where=where or None, order_by=LISTING_ORDER,
+                                limit=limit + 1, after=after)
+        page = found[:limit]
+        return page, (page[-1]["id"] if len(found) > limit else None)
 
     def _get(self, txn_id):
         txn = self.store.get(TRANSACTIONS.name, (txn_id,))

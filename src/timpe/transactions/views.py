@@ -58,8 +58,11 @@ def process(request):
 def list_transactions(request):
     query = request.validated["query"]
     service = request.transactions
-    txns = service.latest(state=query.get("state"), limit=query["limit"])
-    return success(request, [service.view(t) for t in txns])
+    txns, more = service.latest(state=query.get("state"), limit=query["limit"],
+                                before=query.get("before"), sender=query.get("sender"),
+                                recipient=query.get("recipient"))
+    return respond(request, {"status": "success", "data": [service.view(t) for t in txns],
+                             "next": more})
 
 
 @view_config(route_name="transaction", request_method="GET")

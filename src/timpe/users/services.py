@@ -2,12 +2,19 @@ import hashlib
 
 from zope.interface import implementer
 
-from timpe.errors import Conflict, unknown_user
+from timpe.errors import BadRequest, Conflict, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
 from timpe.store.schema import USERS
 from timpe.users.interfaces import IUserService
 from timpe.users.nicknames import prepare
+
+#: GET /users: by nickname; the id makes the order total for paging.
+USERS_ORDER = ("nickname", "id")
+#: Users whose heads one look-up proves (WINDOW keys each): well within
+#: SQLite's bound parameters and a few CrateDB requests.
+HEADS_AT_ONCE = 50
+
 
 def user_id(nickname):
     """The seed's rule, on the prepared nickname (timpe.users.nicknames): a
@@ -62,9 +69,27 @@ class UserService:
         user = self.get(uid)
         return self.view(user, self.balance(user))
 
-    def all(self):
-        users = self.store.scan(USERS.name, order_by=("nickname", "id"))
-        return [self.view(u, self.balance(u)) for u in users]
+    def all(self, limit=None, after=None):
+        """Return (users by nickname with balances, the ``after`` of the next
+        page or None): every user, or at most ``limit`` of those listed
+        after the user ``after`` names. A search (eventually consistent)
+        from the cursor's row on (keyset); the balances are proven heads,
+        found for many users at once."""
+        cursor = None
+        if after is not None:
+            cursor = self.store.get(USERS.name, (after,))
+            if cursor is None:
+                raise BadRequest(f"'after' names no user: {after!r}")
+        found = self.store.scan(USERS.name, order_by=USERS_ORDER, after=cursor,
+                                limit=None if limit is None else limit + 1)
+        page = found if limit is None else found[:limit]
+        more = page[-1]["id"] if limit is not None and len(found) > limit else None
+        balances = {}
+        for start in range(0, len(page), HEADS_AT_ONCE):
+            chunk = {u["id"]: u for u in page[start:start + HEADS_AT_ONCE]}
+            self.ledger.from_hints(chunk)
+            balances.update({uid: row["balance"] for uid, row in self.ledger.heads(chunk).items()})
+        return [self.view(u, balances[u["id"]]) for u in page], more
 
     @staticmethod
     def view(user, balance):

@@ -6,7 +6,11 @@ from timpe.web import respond, success
 
 @view_config(route_name="users", request_method="GET")
 def list_users(request):
-    return success(request, request.users.all())
+    query = request.validated["query"]
+    users, more = request.users.all(limit=query.get("limit"), after=query.get("after"))
+    if "limit" not in query:  # the seed's shape: every user (after 'after')
+        return success(request, users)
+    return respond(request, {"status": "success", "data": users, "next": more})
 
 
 @view_config(route_name="users", request_method="POST")
