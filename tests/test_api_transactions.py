@@ -201,5 +201,5 @@ def test_list_transactions_pages_by_cursor_with_every_filter(app, register):
     assert walk(sender="nobody") == []
     last = app.get("/transactions", params={"limit": 5}).json
     assert len(last["data"]) == 5 and last["next"] is None  # exactly the rest: no next page
-    err = app.get("/transactions?before=no-such-transaction", status=400).json
+    err = app.get("/transactions?before=no-such-transaction", status=404).json
     assert err["status"] == "failed" and "'before'" in err["msg"]

@@ -168,8 +168,11 @@ def test_list_users_pages_with_limit_and_after(app, register):
         ["dora", "eve"]
     last = app.get(f"/users?after={ids['cid']}&limit=2").json
     assert [u["nickname"] for u in last["data"]] == ["dora", "eve"] and last["next"] is None
-    for bad in ("limit=0", "limit=x", "after=" + "0" * 40):
+    for bad in ("limit=0", "limit=x"):
         assert app.get(f"/users?{bad}", status=400).json["status"] == "failed"
+    for unknown in ("0" * 40, ""):
+        err = app.get(f"/users?after={unknown}", status=404).json
+        assert err["status"] == "failed" and "'after' names no user" in err["msg"]
 
 
 def test_a_page_of_users_proves_their_balances_in_one_look_up(store):

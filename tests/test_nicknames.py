@@ -84,3 +84,21 @@ def test_a_user_registered_before_keeps_id_and_nickname(app, store, register):
     app.post_json("/transactions/immediately",
                   {"sender": sha1(legacy), "recipient": bob, "amount": 2}, status=201)
     assert app.get(f"/users/{sha1(legacy)}").json["data"]["balance"] == 3
+
+
+def test_the_setup_reserves_the_prepared_form_of_a_nickname_registered_before(app, store):
+    from timpe.users import legacy
+    nfd, nfc = unicodedata.normalize("NFD", "José"), "José"
+    for nickname in (nfd, "plain", unicodedata.normalize("NFD", "Zoë 🚀")):
+        store.insert(USERS.name, {"id": sha1(nickname), "nickname": nickname,
+                                  "initial_balance": 0, "head_seq": 0, "timestamp": 1})
+    # Without the reservation the look-alike would be a second user.
+    assert legacy.setup(store) == ([], 1)  # only José: plain is prepared, Zoë 🚀 refused
+    assert store.get("nicknames", (sha1(nfc),))["user_id"] == sha1(nfd)
+    assert legacy.reserve(store) == 0  # re-running writes nothing new
+    before = snapshot(store)
+    for look_alike in (nfc, nfd):
+        err = app.post_json("/users", {"nickname": look_alike}, status=409).json
+        assert "already registered" in err["msg"]
+    assert snapshot(store) == before
+    assert app.post_json("/users", {"nickname": "Josи"}, status=201)

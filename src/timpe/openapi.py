@@ -156,7 +156,7 @@ ERRORS = {
                   "missing, unknown or invalid field, query parameter or header, a "
                   "nickname that is no RFC 8265 username, sender equal to recipient, "
                   "or a URL that is not valid UTF-8"),
-    "404": _error("unknown id"),
+    "404": _error("unknown id (a listing's cursor included)"),
     "409": _error("conflict: the nickname is taken, or the transaction id or "
                   "Idempotency-Key was used with another body"),
     "413": _error(f"request body larger than {MAX_BODY} bytes"),
@@ -251,7 +251,7 @@ PATHS = {
                 ],
                 "responses": {"200": _json("users; 'next' only with 'limit'", _page(
                     ref("User"), {"type": "string", "description": "a user id"},
-                    required=False)), **_errors("400", "503")}},
+                    required=False)), **_errors("400", "404", "503")}},
         "post": _register(),
     },
     "/users/register": {"post": _register("_alias")},
@@ -296,7 +296,7 @@ PATHS = {
             ],
             "responses": {"200": _json("a page of transactions", _page(
                 ref("Transaction"), {"type": "string", "description": "a transaction id"})),
-                **_errors("400", "503")},
+                **_errors("400", "404", "503")},
         },
         "post": _transfer(),
     },

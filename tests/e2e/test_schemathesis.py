@@ -14,7 +14,7 @@ from tests.e2e.api import process_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
-EXAMPLES = os.environ.get("TIMPE_SCHEMATHESIS_EXAMPLES", "25")
+EXAMPLES = os.environ.get("TIMPE_SCHEMATHESIS_EXAMPLES", "50")
 
 
 def schemathesis(url, *options, config=ROOT / "schemathesis.toml"):

@@ -32,7 +32,16 @@ USER_TRANSACTIONS = Table(
     ),
 )
 
-TABLES = {t.name: t for t in (USERS, TRANSACTIONS, USER_TRANSACTIONS)}
+# Nicknames of users registered before nicknames were prepared (RFC 8265)
+# whose prepared form is not what they were registered as: id is the SHA-1
+# of the prepared form, which registration looks up (timpe.users.legacy).
+NICKNAMES = Table(
+    "nicknames",
+    pk=("id",),
+    columns=("id", "user_id", "nickname"),
+)
+
+TABLES = {t.name: t for t in (USERS, TRANSACTIONS, USER_TRANSACTIONS, NICKNAMES)}
 
 
 def table(name):

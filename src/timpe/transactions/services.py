@@ -196,7 +196,7 @@ class TransactionService:
         if before is not None:
             after = self.store.get(TRANSACTIONS.name, (before,))
             if after is None:
-                raise BadRequest(f"'before' names no transaction: {before!r}")
+                raise NotFound(f"'before' names no transaction: {before!r}")
         # One more than asked for: whether there is a next page.
         found = self.store.scan(TRANSACTIONS.name, where=where or None, order_by=LISTING_ORDER,
                                 limit=limit + 1, after=after)

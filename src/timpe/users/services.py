@@ -2,10 +2,10 @@ import hashlib
 
 from zope.interface import implementer
 
-from timpe.errors import BadRequest, Conflict, unknown_user
+from timpe.errors import Conflict, NotFound, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
-from timpe.store.schema import USERS
+from timpe.store.schema import NICKNAMES, USERS
 from timpe.users.interfaces import IUserService
 from timpe.users.nicknames import prepare
 
@@ -36,8 +36,11 @@ class UserService:
             "id": user_id(prepared), "nickname": prepared,
             "initial_balance": balance, "head_seq": 0, "timestamp": now_ms(),
         }
-        if not self.store.insert(USERS.name, user):
-            alike = "" if prepared == nickname else f" (as {prepared!r}, which it prepares to)"
+        alike = "" if prepared == nickname else f" (as {prepared!r}, which it prepares to)"
+        # A user registered before nicknames were prepared may hold it under
+        # another id (timpe.users.legacy); else the insert decides.
+        if (self.store.get(NICKNAMES.name, (user["id"],)) is not None
+                or not self.store.insert(USERS.name, user)):
             raise Conflict(f"nickname {nickname!r} is already registered{alike}")
         self.ledger.open(user)
         return self.view(user, balance)
@@ -79,7 +82,7 @@ class UserService:
         if after is not None:
             cursor = self.store.get(USERS.name, (after,))
             if cursor is None:
-                raise BadRequest(f"'after' names no user: {after!r}")
+                raise NotFound(f"'after' names no user: {after!r}")
         found = self.store.scan(USERS.name, order_by=USERS_ORDER, after=cursor,
                                 limit=None if limit is None else limit + 1)
         page = found if limit is None else found[:limit]
