@@ -17,17 +17,18 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 EXAMPLES = os.environ.get("TIMPE_SCHEMATHESIS_EXAMPLES", "50")
 
 
-def schemathesis(url, *options, config=ROOT / "schemathesis.toml"):
+def schemathesis(url, workdir, *options, config=ROOT / "schemathesis.toml"):
+    # In a directory of its own: schemathesis keeps a cache where it runs.
     done = subprocess.run(
         [SCHEMATHESIS, "--config-file", str(config), "--no-color",
          "run", f"{url}/openapi.json", "--checks", "all",
          "--max-examples", EXAMPLES, "--workers", "2", *options],
-        capture_output=True, text=True, timeout=900, cwd=ROOT)
+        capture_output=True, text=True, timeout=900, cwd=workdir)
     return done.returncode, done.stdout + done.stderr
 
 
-def test_schemathesis_with_every_check_finds_nothing(topology):
-    code, out = schemathesis(topology.url)
+def test_schemathesis_with_every_check_finds_nothing(topology, tmp_path):
+    code, out = schemathesis(topology.url, tmp_path)
     # Leave nothing pending for the other tests of the topology.
     process_all(topology.api)
     assert code == 0, out[-8000:]
@@ -38,8 +39,9 @@ def test_schemathesis_does_fail_where_the_spec_says_too_little(topology, tmp_pat
     """The control: without the project's file, the refusals of schema-valid
     nicknames (RFC 8265 is no pattern) are reported. So the run above can
     fail, and the file relaxes only what it says."""
-    empty = tmp_path / "schemathesis.toml"
+    empty = tmp_path / "empty.toml"
     empty.write_text("")
-    code, out = schemathesis(topology.url, "--include-name", "POST /users", config=empty)
+    code, out = schemathesis(topology.url, tmp_path, "--include-name", "POST /users",
+                             config=empty)
     assert code != 0, out[-4000:]
     assert "Schema-valid request rejected" in out, out[-4000:]
