@@ -157,8 +157,9 @@ ERRORS = {
                   "nickname that is no RFC 8265 username, sender equal to recipient, "
                   "or a URL that is not valid UTF-8"),
     "404": _error("unknown id (a listing's cursor included)"),
-    "409": _error("conflict: the nickname is taken, or the transaction id or "
-                  "Idempotency-Key was used with another body"),
+    "409": _error("conflict: the nickname (or one it looks alike, once prepared per "
+                  "RFC 8265) is taken, or the transaction id or Idempotency-Key was used "
+                  "with another body"),
     "413": _error(f"request body larger than {MAX_BODY} bytes"),
     "422": _error("insufficient funds (the failed transaction is in 'data')"),
     "503": _error("the store did not answer; the request may be retried"),
