@@ -10,6 +10,10 @@ install_requires = [
     "requests>=2.31",
     "crate>=1.0",
     "jsonschema>=4.18",
+    # Nicknames: RFC 8265 (PRECIS) usernames.
+    "precis-i18n>=1.1",
+    # Transaction ids: UUIDv7 (RFC 9562).
+    "uuid-utils>=0.9",
     # bin/crash: the real CrateDB shell when the store is CrateDB.
     "crash>=0.31",
 ]

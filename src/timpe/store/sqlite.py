@@ -20,7 +20,8 @@ from timpe.store import mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.schema import (
-    check_columns, key_values, order_terms, prefix_values, table, where_clauses,
+    check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
+    where_clauses,
 )
 
 
@@ -311,14 +312,19 @@ class SQLiteStore:
         rows = self._execute(newest_sql(table_name, since is not None), params)
         return _row(table_name, rows[0]) if rows else None
 
-    def scan(self, table_name, where=None, order_by=None, limit=None):
+    def scan(self, table_name, where=None, order_by=None, limit=None, after=None):
         tbl = table(table_name)
         clauses, params = where_clauses(tbl, where)
+        terms = order_terms(tbl, order_by) if order_by else []
+        if after is not None:
+            clause, more = keyset_clause(terms, after)
+            clauses.append(clause)
+            params += more
         sql = f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        if order_by:
-            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in order_terms(tbl, order_by))
+        if terms:
+            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in terms)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
