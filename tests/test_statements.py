@@ -2,8 +2,8 @@
 import pytest
 
 from tests.conftest import snapshot
+from tests.counting import Counting
 from timpe import main
-from timpe.store.interfaces import PRIMITIVES
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
@@ -82,24 +82,6 @@ def test_a_transfer_shows_where_money_moved(store, db_path):
     assert (debit["kind"], debit["amount"], debit["balance"], debit["state"]) == \
         ("debit", -3, 7, "in progress")
     assert [e["kind"] for e in fresh.page(b)[0]] == ["deposit"]
-
-
-class Counting:
-    """The real store, counting what each primitive is asked for."""
-
-    def __init__(self, store):
-        self.store, self.calls = store, []
-
-    def __getattr__(self, name):
-        attr = getattr(self.store, name)
-        if name not in PRIMITIVES:
-            return attr
-
-        def primitive(table_name, *args, **kwargs):
-            keys = len(args[0]) if name == "get_many" else 1
-            self.calls.append((name, table_name, keys))
-            return attr(table_name, *args, **kwargs)
-        return primitive
 
 
 @pytest.mark.parametrize("history", [10, 400])
