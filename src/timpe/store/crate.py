@@ -67,6 +67,8 @@ UNAVAILABLE = (
     # A node that left while it worked on the statement:
     "JobKilledException", "SendRequestTransportException",
     "ReceiveTimeoutTransportException", "MasterNotDiscoveredException",
+    # A read routed to a node that has just left (seen when one of three died):
+    "NoSuchNodeException",
 )
 
 # Error codes of one row of a bulk answer that mean "lost", not "failed":
