@@ -10,6 +10,8 @@ install_requires = [
     "requests>=2.31",
     "crate>=1.0",
     "jsonschema>=4.18",
+    # GET /metrics: Prometheus text format, multiprocess-safe.
+    "prometheus_client>=0.17",
     # bin/crash: the real CrateDB shell when the store is CrateDB.
     "crash>=0.31",
 ]

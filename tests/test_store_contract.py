@@ -462,6 +462,16 @@ def test_scan_order_and_limit(three):
                           order_by="timestamp", limit=1)) == ["t3"]
 
 
+def test_count_by_a_column(three):
+    assert three.count_by(TRANSACTIONS.name, "state") == {"initial": (2, None),
+                                                          "committed": (1, None)}
+    assert three.count_by(TRANSACTIONS.name, "state", where={"state": ["initial", "failed"]},
+                          least="timestamp") == {"initial": (2, 20)}
+    assert three.count_by(TRANSACTIONS.name, "state", where={"state": []}) == {}
+    with pytest.raises(ValueError):
+        three.count_by(TRANSACTIONS.name, "balance")
+
+
 def test_scan_refuses_what_is_not_in_the_schema(three):
     with pytest.raises(ValueError):
         three.scan(TRANSACTIONS.name, where={"balance": 1})
