@@ -7,6 +7,6 @@ def includeme(config):
     config.add_route("users", "/users")
     config.add_route("users_register", "/users/register")
     config.add_route("user", "/users/{id}")
-    known = KnownUsers()  # one per app, so one per worker process
+    known = config.registry.known_users = KnownUsers()  # one per app, so one per worker process
     config.add_request_attribute(lambda r: UserService(r.store, known), "users")
     config.scan("timpe.users.views")
