@@ -327,7 +327,12 @@ def parse_args(argv):
                              "of its own; CrateDB must be installed)")
     parser.add_argument("--ceiling-seconds", type=float, default=5,
                         help="seconds of each store ceiling figure (default 5)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only the cost of metrics and recovery: rounds alternate between "
+                             "two topologies of its own, one with them off (timpe.bench.overhead)")
     args = parser.parse_args(argv)
+    if args.overhead and args.url:
+        parser.error("--overhead starts topologies of its own: no --url")
     if args.url:
         url = urlsplit(args.url)
         if url.scheme != "http" or not url.hostname:
@@ -405,6 +410,9 @@ def on_own_topology(args, counts, say):
 def main(argv=None):
     args, counts = parse_args(argv)
     say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.overhead:
+        from timpe.bench import overhead
+        return 0 if overhead.run(args, counts, say, Bench, build_data) else 1
     clean, sound = (against_url if args.url else on_own_topology)(args, counts, say)
     if not (clean and sound):
         say("FAILED: some requests were not answered 2xx, or the store is unsound")

@@ -60,8 +60,10 @@ class Private:
         return [self.home] + ([self.crate_dir] if self.crate_dir else [])
 
 
-def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, **overrides):
-    """Render the configs and copy app.ini into ``home``; return a Private.
+def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, settings=None,
+            **overrides):
+    """Render the configs and copy app.ini into ``home``, with ``settings``
+    ({name: value}) added to its [app:main]; return a Private.
 
     The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var.
     CrateDB nodes keep their data in a directory of their own that the user
@@ -73,6 +75,8 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, **o
     home = Path(home)
     (home / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(APP_INI, home / "etc" / "app.ini")
+    if settings:
+        add_settings(home / "etc" / "app.ini", settings)
     ini, cluster, crate_dir = home / "etc" / "app.ini", (), None
     if store == "crate":
         ports = free_ports(2 * crate_nodes)
@@ -91,6 +95,24 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, **o
                                     identifier=identifier, supervisor_port=supervisor_port,
                                     **overrides))
     return Private(home, ports, supervisor_port, ini, cluster, crate_dir)
+
+
+def add_settings(ini, settings):
+    """Set ``settings`` in the [app:main] of ``ini``, in place of a line
+    that set one already."""
+    lines = Path(ini).read_text().splitlines()
+    start = lines.index("[app:main]") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+    section = {line.split("=", 1)[0].strip(): i for i, line in enumerate(lines[start:end], start)
+               if "=" in line and not line.startswith("#")}
+    added = []
+    for name, value in settings.items():
+        if name in section:
+            lines[section[name]] = f"{name} = {value}"
+        else:
+            added.append(f"{name} = {value}")
+    lines[end:end] = added
+    Path(ini).write_text("\n".join(lines) + "\n")
 
 
 @contextlib.contextmanager
