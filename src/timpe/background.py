@@ -37,6 +37,7 @@ class Background:
         self._thread = None
         self._alive = lambda: True
         self._pause = recovery.interval
+        self._failing = None  # what the store said when passes began to fail
 
     def start(self, alive=None, workers=1):
         """Run passes until stopped or ``alive()`` is False (a greenlet
@@ -75,12 +76,17 @@ class Background:
         try:
             done = self.recovery.run_pass(self.stopping)
         except StoreUnavailable as exc:
-            log.warning("background pass: %s", exc)
+            if str(exc) != self._failing:  # once, not every second
+                self._failing = str(exc)
+                log.warning("background passes fail until the store answers: %s", exc)
             self._record("unavailable", started)
         except Exception:
             log.exception("background pass failed")
             self._record("error", started)
         else:
+            if self._failing is not None:
+                self._failing = None
+                log.warning("background passes: the store answers again")
             if done.resumed:
                 log.info("background pass resumed %d stale transfers: %d finished, %d failed",
                          len(done.resumed), sum(t["state"] == "finished" for t in done.ended),
