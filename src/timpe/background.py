@@ -53,11 +53,9 @@ class Background:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive():
-                return False
         if self.metrics is not None:
             self.metrics.flush()
-        return True
+        return self._thread is None or not self._thread.is_alive()
 
     def stopping(self):
         return self._stop.is_set() or not self._alive()
@@ -86,7 +84,7 @@ class Background:
         else:
             if self._failing is not None:
                 self._failing = None
-                log.warning("background passes: the store answers again")
+                log.info("background passes: the store answers again")
             if done.resumed:
                 log.info("background pass resumed %d stale transfers: %d finished, %d failed",
                          len(done.resumed), sum(t["state"] == "finished" for t in done.ended),
@@ -106,4 +104,5 @@ def includeme(config):
     settings = config.get_settings()
     recovery = config.registry.recovery
     wanted = asbool(settings.get("recovery.enabled", True)) or metrics_enabled(settings)
-    config.registry.background = Background(recovery, config.registry.metrics) if wanted else None
+    metrics = getattr(config.registry, "metrics", None)
+    config.registry.background = Background(recovery, metrics) if wanted else None

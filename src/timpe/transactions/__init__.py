@@ -14,7 +14,7 @@ def includeme(config):
     config.add_route("transaction", "/transactions/{id}")
     config.add_route("process", "/process")
     turns = Turns()  # one per app, so one per worker process
-    metrics = config.registry.metrics
+    metrics = getattr(config.registry, "metrics", None)  # timpe.metrics, if included
     config.add_request_attribute(lambda r: TransactionService(r.store, r.users, turns, metrics),
                                  "transactions")
     config.registry.recovery = Recovery.from_settings(
