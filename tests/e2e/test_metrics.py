@@ -58,9 +58,9 @@ def test_a_node_with_several_workers_counts_them_all(tmp_path):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                requests.get(f"{url}/probe_status", timeout=2)
+                requests.get(f"{url}/probe_status", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or workers still booting
                 time.sleep(0.2)
         time.sleep(1)  # every worker up
         for _ in range(60):  # a connection each: the workers take turns
