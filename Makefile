@@ -9,7 +9,7 @@ STORE  ?= sqlite
 CRATE_NODES ?= 2
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run stop status test venv haproxy configs clean
+.PHONY: run stop status test venv haproxy strace configs clean
 
 venv: $(STAMP)
 
@@ -34,7 +34,13 @@ stop:
 status: $(STAMP)
 	@$(BIN)/timpe-topology status
 
-test: $(STAMP) haproxy
+# The durability test counts a node's syncs with strace.
+strace:
+	@command -v strace >/dev/null 2>&1 || test -x /usr/bin/strace || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq strace >/dev/null; }
+
+test: $(STAMP) haproxy strace
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Regenerate supervisord.conf and haproxy.cfg after editing etc/*.in.

@@ -12,6 +12,10 @@ install_requires = [
     "jsonschema>=4.18",
     # GET /metrics: Prometheus text format, multiprocess-safe.
     "prometheus_client>=0.17",
+    # Nicknames: RFC 8265 (PRECIS) usernames.
+    "precis-i18n>=1.1",
+    # Transaction ids: UUIDv7 (RFC 9562).
+    "uuid-utils>=0.9",
     # bin/crash: the real CrateDB shell when the store is CrateDB.
     "crash>=0.31",
 ]

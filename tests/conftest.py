@@ -37,7 +37,7 @@ def register(app):
 def snapshot(store):
     """Every row of every table: to prove a rejected request wrote nothing."""
     return {name: store.sql(f"SELECT * FROM {name} ORDER BY 1, 2")[1]
-            for name in ("users", "transactions", "user_transactions")}
+            for name in ("users", "transactions", "user_transactions", "nicknames")}
 
 
 def assert_sound(store, require_terminal=True):

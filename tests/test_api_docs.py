@@ -4,7 +4,7 @@ from pathlib import Path
 from timpe.money import MAX_AMOUNT, SCALE
 from timpe.openapi import SPEC
 from timpe.transactions.services import DEFAULT_LIMIT, MAX_LIMIT
-from timpe.users.services import MAX_NICKNAME
+from timpe.users.nicknames import MAX_NICKNAME
 from timpe.web import MAX_BODY
 
 PAGE = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text()

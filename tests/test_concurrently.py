@@ -44,3 +44,22 @@ def test_elsewhere_one_after_the_other_in_order():
     assert order == [0, 1, 2, 3]
     with pytest.raises(ZeroDivisionError):
         concurrently.each(lambda i: 1 // i, [1, 0], width=2)
+
+
+_NONE_READY = r"""
+from gevent import monkey; monkey.patch_all()
+import json, time
+from timpe import concurrently
+def work(i):
+    time.sleep(0.01)
+    return i
+# Turns held elsewhere: no item is ever ready, so each starts one at a time
+# and waits for it to end before it looks again.
+print(json.dumps(concurrently.each(work, range(5), width=4, ready=lambda i: False)))
+"""
+
+
+def test_under_gevent_items_never_ready_still_all_run():
+    out = subprocess.run([sys.executable, "-c", _NONE_READY], capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert json.loads(out.stdout) == [0, 1, 2, 3, 4]

@@ -54,6 +54,9 @@ def exercise(store, tbl):
     store.scan(tbl.name, where={c: 1 for c in tbl.columns},
                order_by=[f"{c} desc" for c in tbl.columns], limit=10)
     store.scan(tbl.name, order_by=tbl.columns[0], limit=0)
+    store.scan(tbl.name, where={others[0]: 1}, order_by=[f"{tbl.columns[0]} desc", tbl.pk[0]],
+               after=row, limit=5)
+    store.scan(tbl.name, order_by=tbl.columns[0], after=row)
     store.newest(tbl.name, key[:-1])
     store.newest(tbl.name, key[:-1], since=7)
     store.refresh(tbl.name)

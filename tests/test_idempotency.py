@@ -61,8 +61,26 @@ def test_replay_resumes_a_transfer_whose_node_died(app, store, pair):
     assert balances(app, a, b) == (75, 25)
 
 
+@pytest.mark.parametrize("path", ["/transactions", "/transactions/immediately"])
+def test_an_id_with_a_key_names_the_transfer_and_a_retry_repeats_both(app, store, pair, path):
+    a, b = pair
+    body = {"sender": a, "recipient": b, "amount": 10, "id": "order-18"}
+    first = app.post_json(path, body, headers={"Idempotency-Key": "k18"}, status=201).json
+    assert first["data"]["id"] == "order-18"
+    again = app.post_json(path, body, headers={"Idempotency-Key": "k18"}, status=200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    before = snapshot(store)
+    for headers in ({"Idempotency-Key": "another"}, {}):  # the id, not the same request
+        err = app.post_json(path, body, headers=headers, status=409).json
+        assert err["status"] == "failed" and "different" in err["msg"]
+    assert snapshot(store) == before
+    app.post("/process")
+    assert balances(app, a, b) == (90, 10)
+
+
 @pytest.mark.parametrize("body_id, key", [
-    ("", None), ("has space", None), ("x" * 65, None), (7, None), ("ok", "both"),
+    ("", None), ("has space", None), ("x" * 65, None), (7, None), ("bad id", "good-key"),
+    ("good-id", "tab\tkey"),
     (None, ""), (None, "tab\tkey"), (None, "k" * 201), (None, "ünïcode"),
 ])
 def test_bad_ids_and_keys_are_400(app, store, pair, body_id, key):

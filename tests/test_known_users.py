@@ -96,7 +96,8 @@ def test_a_kept_user_whose_store_was_destroyed_is_unknown(store):
     alice, bob = destroyed_under(node, 1)
     with pytest.raises(NotFound):
         node.pay(alice, bob, 10)
-    assert snapshot(store) == {"users": [], "transactions": [], "user_transactions": []}
+    assert snapshot(store) == {"users": [], "transactions": [], "user_transactions": [],
+                               "nicknames": []}
 
 
 def test_at_most_size_rows_are_kept_the_oldest_go_first():

@@ -85,3 +85,17 @@ def test_query_parameters_follow_the_spec(app, query, msg):
 def test_process_limit_follows_the_spec(app):
     for path in ("/process", "/transactions/process"):
         assert "'limit'" in app.post(f"{path}?limit=0", status=400).json["msg"]
+
+
+def test_every_undocumented_method_is_405_with_allow(app):
+    """TRACE, OPTIONS and the rest on every path: 405 in the error shape,
+    with the Allow header RFC 9110 asks for, naming what the spec offers."""
+    for path, item in SPEC["paths"].items():
+        documented = {m.upper() for m in item if m in METHODS}
+        allow = documented | ({"HEAD"} if "GET" in documented else set())
+        for method in sorted({m.upper() for m in METHODS} - allow):
+            res = app.request(path.replace("{id}", "x"), method=method, expect_errors=True)
+            assert res.status_int == 405, (method, path)
+            if method != "HEAD":  # a HEAD answer has no body
+                assert res.json["status"] == "failed" and method in res.json["msg"]
+            assert res.headers["Allow"] == ", ".join(sorted(allow)), (method, path)

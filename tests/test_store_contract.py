@@ -472,6 +472,30 @@ def test_count_by_a_column(three):
         three.count_by(TRANSACTIONS.name, "balance")
 
 
+def test_scan_after_a_row_pages_by_keyset(three):
+    three.insert(TRANSACTIONS.name, txn("t0", "initial", 20))  # ties t3 on timestamp
+    order = ("timestamp DESC", "id")
+    everything = ids(three.scan(TRANSACTIONS.name, order_by=order))
+    assert everything == ["t1", "t0", "t3", "t2"]
+    pages, after = [], None
+    while True:
+        page = three.scan(TRANSACTIONS.name, order_by=order, limit=1, after=after)
+        if not page:
+            break
+        pages += ids(page)
+        after = page[-1]  # a whole row will do: the order's columns are read from it
+    assert pages == everything
+    assert ids(three.scan(TRANSACTIONS.name, order_by=order, after={"timestamp": 20, "id": "t0"})) \
+        == ["t3", "t2"]
+    assert ids(three.scan(TRANSACTIONS.name, where={"state": "initial"}, order_by=order,
+                          after={"timestamp": 30, "id": "t1"}, limit=5)) == ["t0", "t3"]
+    assert ids(three.scan(TRANSACTIONS.name, order_by="id", after={"id": "t3"})) == []
+    with pytest.raises(ValueError):
+        three.scan(TRANSACTIONS.name, after={"id": "t1"})  # no order to be after in
+    with pytest.raises(ValueError):
+        three.scan(TRANSACTIONS.name, order_by=order, after={"id": "t1"})
+
+
 def test_scan_refuses_what_is_not_in_the_schema(three):
     with pytest.raises(ValueError):
         three.scan(TRANSACTIONS.name, where={"balance": 1})

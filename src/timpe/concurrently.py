@@ -39,21 +39,27 @@ def each(work, items, width, until=None, ready=None):
                 time.sleep(0)  # gevent's: the other greenlets run between items
         return results
     pool, started, one_ended = Pool(width), {}, Event()
+    # Counted here, not by the pool: a greenlet that has ended stays in the
+    # pool until the hub runs its callbacks, and waiting on such a one
+    # would never end.
+    running = [0]
 
     def run(item):
         try:
             return work(item)
         finally:
+            running[0] -= 1
             one_ended.set()
 
     order = {id(item): i for i, item in enumerate(waiting)}
     while waiting and not due():
         pool.wait_available()
         pick = next((i for i, item in enumerate(waiting) if ready is None or ready(item)), None)
-        if pick is None and pool.free_count() < width:
+        if pick is None and running[0]:
             one_ended.clear()
             one_ended.wait()  # none is ready: wait until one ends, then look again
             continue
+        running[0] += 1
         item = waiting.pop(pick or 0)
         started[order[id(item)]] = pool.spawn(run, item)
     pool.join()

@@ -123,6 +123,18 @@ class Ledger:
         proven by the absence of the row after it."""
         return self.heads({user_id: user})[user_id]
 
+    def from_hints(self, users):
+        """Start each user of ``users`` ({id: users row}) that this request
+        and the process have not seen from its hint's row, all in one
+        look-up instead of a search each: for listings of many users. (A
+        user whose hint's row is missing starts from a search, as ever.)"""
+        wanted = [(uid, user["head_seq"]) for uid, user in users.items()
+                  if uid not in self._seen
+                  and (self.known is None or self.known.head(uid) is None)]
+        if wanted:
+            for row in self.store.get_many(USER_TRANSACTIONS.name, wanted):
+                self._saw(row)
+
     def heads(self, users):
         """The proven newest row of each user of ``users`` ({id: users row
         or None}), all in one look-up while none is more than WINDOW rows

@@ -11,7 +11,8 @@ from timpe.transactions.protocol import STATES
 from timpe.transactions.services import (
     CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT, PROCESS_SECONDS,
 )
-from timpe.users.services import MAX_NICKNAME, NICKNAME_PATTERN, NICKNAME_RULE
+from timpe.users.nicknames import MAX_NICKNAME, NICKNAME_RULE
+from timpe.users.statements import DEFAULT_PAGE, KINDS, MAX_PAGE
 from timpe.web import MAX_BODY, respond
 
 
@@ -31,9 +32,12 @@ def _amount(minimum_key, what):
 
 
 SCHEMAS = {
+    # No pattern: RFC 8265's rules (Unicode properties, width mapping, NFC,
+    # the bidi rule) are no regex, least of all one every ECMA-262 engine
+    # reads alike; the service enforces them and says why (400).
     "Nickname": {
         "type": "string", "minLength": 1, "maxLength": MAX_NICKNAME,
-        "pattern": NICKNAME_PATTERN, "description": NICKNAME_RULE,
+        "description": NICKNAME_RULE,
     },
     "UserId": {"type": "string", "description": "a user id (string)"},
     "Amount": _amount("exclusiveMinimum", "the amount to transfer"),
@@ -56,12 +60,35 @@ SCHEMAS = {
     },
     # Responses carry amounts as exact JSON numbers; clients parse them as they
     # like (multipleOf is left out here: a float parser could not check it).
-    "Money": {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT},
+    # No maximum: MAX_AMOUNT bounds what one request may carry, and a balance
+    # sums many of them.
+    "Money": {"type": "number", "minimum": 0},
+    "Entry": {
+        "type": "object",
+        "required": ["seq", "kind", "amount", "balance", "transaction_id", "counterparty",
+                     "state", "timestamp"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 0,
+                    "description": "the entry's place in the user's ledger, from 0"},
+            "kind": {"enum": list(KINDS), "description":
+                     "deposit (the initial balance, seq 0), debit or credit"},
+            "amount": {"type": "number", "description": "signed: a debit is negative"},
+            "balance": ref("Money"),
+            "transaction_id": {"type": ["string", "null"], "description": "null for the deposit"},
+            "counterparty": {"type": ["string", "null"], "description":
+                             "the other user's id: the recipient of a debit, the sender "
+                             "of a credit; null for the deposit"},
+            "state": {"enum": [*STATES, None], "description":
+                      "the transaction's state; a debit shows before its credit is written"},
+            "timestamp": {"type": "integer", "description": "written, ms since the epoch"},
+        },
+    },
     "User": {
         "type": "object", "required": ["id", "nickname", "balance"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{40}$",
-                   "description": "SHA-1 hex digest of the UTF-8 nickname"},
+                   "description": "SHA-1 hex digest of the UTF-8 nickname as prepared "
+                                  "(RFC 8265)"},
             "nickname": {"type": "string"}, "balance": ref("Money"),
         },
     },
@@ -108,6 +135,14 @@ def _success(data_schema):
             "properties": {"status": {"const": "success"}, "data": data_schema}}
 
 
+def _page(items, cursor, required=True):
+    """A page of a listing: ``next`` is the ``cursor`` of the next page, null on the last."""
+    return {"type": "object", "required": ["status", "data"] + (["next"] if required else []),
+            "properties": {"status": {"const": "success"},
+                           "data": {"type": "array", "items": items},
+                           "next": {**cursor, "type": [cursor["type"], "null"]}}}
+
+
 def _json(description, schema):
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -117,11 +152,14 @@ def _error(description):
 
 
 ERRORS = {
-    "400": _error("bad input: malformed JSON, a missing, unknown or invalid field, "
-                  "query parameter or header, or a URL that is not valid UTF-8"),
-    "404": _error("unknown id"),
-    "409": _error("conflict: the nickname is taken, or the transaction id or "
-                  "Idempotency-Key was used with another body"),
+    "400": _error("bad input: malformed JSON, a key given twice in one object, a "
+                  "missing, unknown or invalid field, query parameter or header, a "
+                  "nickname that is no RFC 8265 username, sender equal to recipient, "
+                  "or a URL that is not valid UTF-8"),
+    "404": _error("unknown id (a listing's cursor included)"),
+    "409": _error("conflict: the nickname (or one it looks alike, once prepared per "
+                  "RFC 8265) is taken, or the transaction id or Idempotency-Key was used "
+                  "with another body"),
     "413": _error(f"request body larger than {MAX_BODY} bytes"),
     "422": _error("insufficient funds (the failed transaction is in 'data')"),
     "503": _error("the store did not answer; the request may be retried"),
@@ -137,22 +175,31 @@ def _body(name):
 
 
 LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+SEQ = {"type": "integer", "minimum": 0, "maximum": 2 ** 63 - 1}
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
                "description": "1-200 printable ASCII characters, the first not a space"},
-    "description": "Makes the request safe to retry (not with a body 'id' too): a retry "
-                   "with the same key returns "
-                   "the first outcome, the same key with another body is a 409",
+    "description": "Makes the request safe to retry: a retry with the same key returns "
+                   "the first outcome, the same key with another body is a 409. With a "
+                   "body 'id' too, the id names the transaction and a retry must repeat "
+                   "both",
 }
+
+
+def _links(**operations):
+    """OpenAPI links: the ``id`` of the answer's ``data`` goes to these operations."""
+    return {name: {"operationId": op, "parameters": {"id": "$response.body#/data/id"}}
+            for name, op in operations.items()}
 
 
 def _register(alias=""):
     return {
         "operationId": "register" + alias, "summary": "Register a user",
         "requestBody": _body("NewUser"),
-        "responses": {"201": _json("registered", _success(ref("User"))),
+        "responses": {"201": {**_json("registered", _success(ref("User"))),
+                              "links": _links(user="show_user", statement="statement")},
                       **_errors("400", "409", "413", "503")},
     }
 
@@ -169,8 +216,9 @@ def _transfer(immediately=False):
         "parameters": [IDEMPOTENCY_KEY],
         "requestBody": _body("NewTransaction"),
         "responses": {
-            "201": _json("recorded" + (" and finished" if immediately else ""),
-                         _success(ref("Transaction"))),
+            "201": {**_json("recorded" + (" and finished" if immediately else ""),
+                            _success(ref("Transaction"))),
+                    "links": _links(transaction="show_transaction")},
             "200": {**_json("a retry (same id or Idempotency-Key, same body): the first "
                             "attempt's transaction", _success(ref("Transaction"))),
                     "headers": {"Idempotent-Replayed": {"schema": {"const": "true"}}}},
@@ -192,10 +240,19 @@ def _process(alias=""):
 
 PATHS = {
     "/users": {
-        "get": {"operationId": "list_users", "summary": "Every user with balance",
-                "responses": {"200": _json("users", _success({"type": "array",
-                                                               "items": ref("User")})),
-                              **_errors("503")}},
+        "get": {"operationId": "list_users",
+                "summary": "Every user with balance, by nickname; pages with 'limit'",
+                "parameters": [
+                    {"name": "after", "in": "query", "required": False, "schema": ref("UserId"),
+                     "description": "only users listed after this one: the previous page's "
+                                    "'next'"},
+                    {"name": "limit", "in": "query", "required": False, "schema": LIMIT,
+                     "description": "a page of at most this many, with 'next' (default: "
+                                    "every user, in the seed's shape)"},
+                ],
+                "responses": {"200": _json("users; 'next' only with 'limit'", _page(
+                    ref("User"), {"type": "string", "description": "a user id"},
+                    required=False)), **_errors("400", "404", "503")}},
         "post": _register(),
     },
     "/users/register": {"post": _register("_alias")},
@@ -205,17 +262,42 @@ PATHS = {
                 "responses": {"200": _json("the user", _success(ref("User"))),
                               **_errors("400", "404", "503")}},
     },
+    "/users/{id}/transactions": {
+        "parameters": [ID_PARAM],
+        "get": {
+            "operationId": "statement",
+            "summary": "The user's account statement: ledger entries, newest first",
+            "parameters": [
+                {"name": "before", "in": "query", "required": False, "schema": SEQ,
+                 "description": "only entries with a lower seq: the previous page's 'next'"},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                            "default": DEFAULT_PAGE}},
+            ],
+            "responses": {"200": _json("a page of the statement", _page(ref("Entry"), SEQ)),
+                          **_errors("400", "404", "503")},
+        },
+    },
     "/transactions": {
         "get": {
             "operationId": "list_transactions", "summary": "Newest transactions first",
             "parameters": [
                 {"name": "state", "in": "query", "required": False,
                  "schema": {"type": "string", "enum": list(STATES)}},
+                {"name": "sender", "in": "query", "required": False, "schema": ref("UserId"),
+                 "description": "only transfers from this user"},
+                {"name": "recipient", "in": "query", "required": False, "schema": ref("UserId"),
+                 "description": "only transfers to this user"},
+                {"name": "before", "in": "query", "required": False,
+                 "schema": {"type": "string", "description": "a transaction id"},
+                 "description": "only transactions listed after this one: the previous "
+                                "page's 'next'"},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {**LIMIT, "default": DEFAULT_LIMIT}},
             ],
-            "responses": {"200": _json("transactions", _success({
-                "type": "array", "items": ref("Transaction")})), **_errors("400", "503")},
+            "responses": {"200": _json("a page of transactions", _page(
+                ref("Transaction"), {"type": "string", "description": "a transaction id"})),
+                **_errors("400", "404", "503")},
         },
         "post": _transfer(),
     },
@@ -264,7 +346,7 @@ SCHEMAS["ClientTransactionId"].update({
     "not": {"enum": _RESERVED},
     "description": "a transaction id of 1-64 characters from A-Z a-z 0-9 _ -, but not "
                    f"{' or '.join(_RESERVED)}; a retry with the same id returns the first "
-                   "outcome (give no Idempotency-Key with it)",
+                   "outcome (with an Idempotency-Key too, a retry repeats both)",
 })
 
 

@@ -23,8 +23,23 @@ def _reject_constant(name):
     raise BadRequest(f"{name} is not a number")
 
 
+def _unique_keys(pairs):
+    """An object's members as a dict, refusing a key given twice (at any
+    depth): JSON leaves it to each parser which one counts, so a proxy or a
+    client library could read another body than this node does."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(f"request body has the key {key!r} more than once in one object")
+            seen.add(key)
+    return obj
+
+
 # Built once: simplejson.loads/dumps with options build a new one per call.
-_DECODER = simplejson.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_DECODER = simplejson.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant,
+                                  object_pairs_hook=_unique_keys)
 _ENCODER = simplejson.JSONEncoder(use_decimal=True)
 
 
@@ -92,8 +107,31 @@ def api_error(exc, request):
 @notfound_view_config()
 def not_found(request):
     if request.matched_route is not None:  # the path exists, not for this method
-        return failure(request, 405, f"{request.method} is not allowed on {request.path}")
+        response = failure(request, 405, f"{request.method} is not allowed on {request.path}")
+        # RFC 9110: a 405 says what the resource does allow.
+        response.headers["Allow"] = ", ".join(allowed_methods(request.registry,
+                                                              request.matched_route.name))
+        return response
     return failure(request, 404, f"no such endpoint: {request.method} {request.path}")
+
+
+def allowed_methods(registry, route_name):
+    """The methods a route has views for, sorted; HEAD with GET, which
+    Pyramid answers with the GET view. Read from the configuration once."""
+    table = getattr(registry, "timpe_allowed_methods", None)
+    if table is None:
+        table = {}
+        for item in registry.introspector.get_category("views"):
+            view = item["introspectable"]
+            methods = view["request_methods"]
+            if view["route_name"] is not None and methods:
+                table.setdefault(view["route_name"], set()).update(
+                    [methods] if isinstance(methods, str) else methods)
+        for methods in table.values():
+            if "GET" in methods:
+                methods.add("HEAD")
+        registry.timpe_allowed_methods = table
+    return sorted(table.get(route_name, ()))
 
 
 @exception_view_config(HTTPException)

@@ -91,30 +91,46 @@ class Load:
         join_all(self.threads, timeout=120)
 
 
+def fresh_store_answer(running):
+    """What a store a new process opens makes of the cluster now: "ok",
+    or the name of the error its first call raised."""
+    store = running.store()
+    try:
+        store.get("users", ("nobody",))
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the answer is the error's kind
+        return type(exc).__name__
+    finally:
+        store.close()
+
+
 def kill_each_node_in_turn(running, users):
     """SIGKILL every CrateDB node once, the master last, under load; return
-    the load and, per node killed, what was answered until it was back."""
+    the load, per node killed what was answered until it was back, and what
+    a store opened 5 s after the kill made of the cluster."""
     order = sorted(wait_healthy(running).items(), key=lambda item: item[1])
     load = Load(running, users)
     time.sleep(3)
     assert load.since(0)[201] > 0, load.answers
-    windows = {}
+    windows, fresh = {}, {}
     for name, was_master in order:
         killed = time.monotonic()
         running.topology.kill_node(name)
-        time.sleep(15)  # the cluster without the node, under load
+        time.sleep(5)
+        fresh[name] = fresh_store_answer(running)
+        time.sleep(10)  # the cluster without the node, under load
         windows[name] = load.since(killed)
         wait_healthy(running)
         # The figures docs/crate.rst reports (shown with pytest -rA).
         print(f"{len(running.cluster)} nodes, {name} SIGKILLed "
               f"({'master' if was_master else 'not master'}):"
               f" answers in the 15 s after: {dict(windows[name])}; back after "
-              f"{time.monotonic() - killed:.0f} s")
+              f"{time.monotonic() - killed:.0f} s; a new store: {fresh[name]}")
     time.sleep(3)  # load on the whole cluster again
     recovered = time.monotonic()
     time.sleep(3)
     load.finish()
-    return load, windows, load.since(recovered)
+    return load, windows, load.since(recovered), fresh
 
 
 def check_outcome(running, load, users, total):
@@ -136,20 +152,23 @@ def test_sigkill_of_each_crate_node_under_load(topology):
     if topology.store_name != "crate":
         pytest.skip("kills CrateDB nodes: runs on the CrateDB topology")
     users = [topology.api.register(nick("kn"), 100000) for _ in range(8)]
-    load, windows, after = kill_each_node_in_turn(topology, users)
+    load, windows, after, fresh = kill_each_node_in_turn(topology, users)
     check_outcome(topology, load, users, 8 * 100000)
     assert after[201] > 0 and after[503] == 0, after
     # Two nodes: the one that was not master goes without a pause for long;
-    # without the master no write is taken until it is back (and says so).
+    # without the master no write is taken until it is back (and says so),
+    # even by a process that connects only then.
     first, master = list(windows)
     assert windows[first][201] > 0, windows
+    assert fresh[master] == "StoreUnavailable" and fresh[first] in ("ok", "StoreUnavailable"), fresh
 
 
 def test_three_nodes_keep_taking_transfers_while_any_one_is_killed(three_nodes):
     api = three_nodes.api
     users = [api.register(nick("k3"), 100000) for _ in range(8)]
-    load, windows, after = kill_each_node_in_turn(three_nodes, users)
+    load, windows, after, fresh = kill_each_node_in_turn(three_nodes, users)
     check_outcome(three_nodes, load, users, 8 * 100000)
     assert after[201] > 0 and after[503] == 0, after
     for name, answered in windows.items():
         assert answered[201] > 0, (name, windows)
+    assert set(fresh.values()) <= {"ok", "StoreUnavailable"}, fresh

@@ -12,6 +12,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     fingerprint TEXT,
     version INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
--- /process looks for unfinished work; GET /transactions lists newest first.
+-- /process looks for unfinished work; GET /transactions lists newest first,
+-- by state, sender or recipient, a page from its cursor's (timestamp, id) on.
 CREATE INDEX IF NOT EXISTS transactions_state ON transactions (state, timestamp);
 CREATE INDEX IF NOT EXISTS transactions_timestamp ON transactions (timestamp);
+CREATE INDEX IF NOT EXISTS transactions_sender ON transactions (sender, timestamp);
+CREATE INDEX IF NOT EXISTS transactions_recipient ON transactions (recipient, timestamp);

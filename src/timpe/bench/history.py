@@ -45,3 +45,14 @@ def long_history_of(store, payer, rows, progress=None):
         if progress is not None and done % 1000 == 999:
             progress(1000)
     return user_id(payer), time.perf_counter() - started
+
+
+def register_all(config, count, balance=RICH):
+    """register() through the store ``config`` names; return the ids."""
+    from timpe.cli import open_store
+
+    store = open_store(config)
+    try:
+        return register(store, count, balance)
+    finally:
+        store.close()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import gevent
 from gevent import socket
 
+from timpe.bench.percentiles import percentile
+
 
 class HttpError(Exception):
     pass
@@ -112,10 +114,7 @@ class Result:
         return total
 
     def percentile(self, p):
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+        return percentile(self.latencies, p)
 
 
 def run(host, port, requests, concurrency, keep=False, progress=None, timeout=60):

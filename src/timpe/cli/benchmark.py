@@ -63,7 +63,9 @@ ROUNDS = 8
 BATCH = 2000  # /process?limit=: one batch stays far below HAProxy's 60 s timeout
 
 TARGETS = {"transfers/probe": (">=", 0.35), "read long/short": ("<=", 1.5),
-           "rss growth MB": ("<=", 20.0)}
+           "rss growth MB": ("<=", 20.0),
+           # --durability: synchronous FULL against NORMAL, in the same run.
+           "FULL/NORMAL": (">=", 0.85), "transfers/probe at FULL": (">=", 0.30)}
 # CrateDB's, at 32 connections (docs/benchmarks.rst, "CrateDB").
 CRATE_TARGETS = {"immediate transfers/s": (">=", 300), "immediate p99 ms": ("<=", 250),
                  "drained transfers/s": (">=", 500), "5xx answers": ("<=", 0)}
@@ -325,6 +327,9 @@ def parse_args(argv):
     parser.add_argument("--store", choices=("sqlite", "crate"), default="sqlite",
                         help="the store of a topology of its own (crate: a two-node cluster "
                              "of its own; CrateDB must be installed)")
+    parser.add_argument("--durability", action="store_true",
+                        help="SQLite at synchronous FULL against NORMAL: two topologies of "
+                             "its own, in alternating rounds of immediate transfers")
     parser.add_argument("--ceiling-seconds", type=float, default=5,
                         help="seconds of each store ceiling figure (default 5)")
     parser.add_argument("--overhead", action="store_true",
@@ -407,13 +412,81 @@ def on_own_topology(args, counts, say):
     return clean, sound
 
 
+def compare_durability(args, counts, say):
+    """Two topologies side by side, SQLite at synchronous FULL and NORMAL,
+    measured in alternating rounds: a probe and immediate transfers on the
+    FULL one, immediate transfers on the NORMAL one; then on each, queued
+    transfers and their drain by /process."""
+    import contextlib
+    import shutil
+
+    from timpe.topology import private as private_topology
+
+    homes = {mode: Path(tempfile.mkdtemp(prefix=f"timpe-bench-{mode.lower()}-"))
+             for mode in ("FULL", "NORMAL")}
+    say(f"durability benchmark in {homes['FULL']} and {homes['NORMAL']}: counts {counts}, "
+        f"concurrency {args.concurrency}")
+    rounds, probes, runs = counts["rounds"], [], {"FULL": [], "NORMAL": []}
+    queues = []
+    sound = True
+    with contextlib.ExitStack() as stack:
+        benches = {}
+        for mode, home in homes.items():
+            prepared = private_topology.prepare(
+                home, identifier=f"timpe-bench-{mode.lower()}", workers=args.workers,
+                settings={"sqlite.synchronous": mode})
+            running = stack.enter_context(private_topology.running(prepared))
+            ids = history.register_all(prepared.ini, USERS)
+            benches[mode] = (Bench("127.0.0.1", running.ports.haproxy, counts,
+                                   args.concurrency), ids, prepared.ini)
+        for mode, (bench, ids, _) in benches.items():  # warm-up, not counted
+            bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
+                       * (counts["probe"] // 4))
+            bench.transfers("warm-up", "/transactions/immediately", counts["immediate"] // 10, ids)
+        for r in range(1, rounds + 1):
+            full, ids, _ = benches["FULL"]
+            probes.append(full.probe(max(1, counts["probe"] // rounds)))
+            for mode, (bench, ids, _) in benches.items():
+                runs[mode].append(bench.transfers(f"{mode.lower()}", "/transactions/immediately",
+                                                  max(1, counts["immediate"] // rounds), ids))
+            say(f"round {r}/{rounds}: GET /probe_status {probes[-1].rate:.0f}/s, immediate at "
+                f"FULL {runs['FULL'][-1].rate:.0f}/s, at NORMAL {runs['NORMAL'][-1].rate:.0f}/s")
+        for mode, (bench, ids, ini) in benches.items():  # queued, then drained
+            queued = bench.transfers(f"{mode.lower()} phase 1", "/transactions", counts["phase1"], ids)
+            processed, elapsed, _, _ = bench.drain(counts["phase1"])
+            say(f"synchronous {mode}: phase 1 {queued.rate:.0f} transfers/s, /process drained "
+                f"{processed} at {processed / elapsed:.0f}/s")
+            queues.append(queued)
+        for mode, (bench, ids, ini) in benches.items():
+            sound = audit_store(ini, say) and sound
+    clean = all(r.ok() == r.count for r in queues + runs["FULL"] + runs["NORMAL"])
+    median = {mode: statistics.median(r.rate for r in rs) for mode, rs in runs.items()}
+    per_probe = statistics.median(f.rate / p.rate for f, p in zip(runs["FULL"], probes))
+    for mode, rs in runs.items():
+        merged = load.Result.merged(rs)
+        say(f"synchronous {mode}: immediate {median[mode]:.0f} transfers/s (median of the "
+            f"rounds), p50 {ms(merged.percentile(50))}, p99 {ms(merged.percentile(99))} "
+            f"({answers(merged)})")
+    ratio = median["FULL"] / median["NORMAL"]
+    say(f"FULL/NORMAL = {ratio:.2f}  ({verdict('FULL/NORMAL', ratio)})")
+    say(f"transfers/probe at FULL = {per_probe:.3f}, the median of {rounds} rounds  "
+        f"({verdict('transfers/probe at FULL', per_probe)})")
+    if not args.keep:
+        for home in homes.values():
+            shutil.rmtree(home, ignore_errors=True)
+    return clean, sound
+
+
 def main(argv=None):
     args, counts = parse_args(argv)
     say = lambda line: print(line, flush=True)  # noqa: E731
     if args.overhead:
         from timpe.bench import overhead
         return 0 if overhead.run(args, counts, say, Bench, build_data) else 1
-    clean, sound = (against_url if args.url else on_own_topology)(args, counts, say)
+    if args.durability:
+        clean, sound = compare_durability(args, counts, say)
+    else:
+        clean, sound = (against_url if args.url else on_own_topology)(args, counts, say)
     if not (clean and sound):
         say("FAILED: some requests were not answered 2xx, or the store is unsound")
         return 1

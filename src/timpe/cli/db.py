@@ -24,13 +24,19 @@ def _parser(description):
 
 
 def setup(argv=None):
-    args = _parser("Create the store's tables. Safe to re-run: destroys nothing.").parse_args(argv)
+    args = _parser("Create the store's tables and reserve the prepared nicknames of users "
+                   "registered before (RFC 8265). Safe to re-run: destroys nothing."
+                   ).parse_args(argv)
+    from timpe.users import legacy
+
     store = open_store(args.config)
-    created = store.setup()
+    created, reserved = legacy.setup(store)
     if created:
         print(f"created tables on {store.name}: {', '.join(created)}")
     else:
         print(f"all tables exist on {store.name}; nothing changed")
+    if reserved:
+        print(f"reserved the prepared nicknames of {reserved} users registered before")
 
 
 def cleanup(argv=None):

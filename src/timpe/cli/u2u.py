@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import requests
 
+from timpe.bench.percentiles import percentile
 from timpe.users.services import user_id
 
 DEFAULT_URL = "http://localhost:9100"
@@ -112,14 +113,6 @@ def progress(run, total, stream=sys.stderr, width=40):
     filled = int(width * run.done / total) if total else width
     stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {run.done}/{total}")
     stream.flush()
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, int(round(p / 100 * len(ordered) + 0.5)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def states_of(client_factory, ids, concurrency):

@@ -43,7 +43,8 @@ from timpe.store import mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.schema import (
-    check_columns, key_values, order_terms, prefix_values, table, where_clauses,
+    check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
+    where_clauses,
 )
 
 # CrateDB has no version column: every row carries these two system columns,
@@ -163,13 +164,18 @@ def get_many_sql(tbl, count):
     return f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)} WHERE {match}"
 
 
-def scan_sql(tbl, where=None, order_by=None, limit=None):
+def scan_sql(tbl, where=None, order_by=None, limit=None, after=None):
     clauses, params = where_clauses(tbl, where, quote)
+    terms = order_terms(tbl, order_by) if order_by else []
+    if after is not None:
+        clause, more = keyset_clause(terms, after, quote)
+        clauses.append(clause)
+        params += more
     sql = f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)}"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    if order_by:
-        sql += " ORDER BY " + ", ".join(f"{quote(c)} {d}" for c, d in order_terms(tbl, order_by))
+    if terms:
+        sql += " ORDER BY " + ", ".join(f"{quote(c)} {d}" for c, d in terms)
     if limit is not None:
         sql += f" LIMIT {int(limit):d}"
     return sql, params
@@ -300,10 +306,15 @@ class CrateStore:
     def _client(self, slow=False):
         with self._lock:
             if self._pid != os.getpid():
-                self._clients = [crate_client.connect(
-                    self.hosts, timeout=timeout, schema=self.schema,
-                    pool_size=self.pool_size, compress=False)
-                    for timeout in (self.timeout, max(self.timeout, SLOW_TIMEOUT))]
+                try:
+                    self._clients = [crate_client.connect(
+                        self.hosts, timeout=timeout, schema=self.schema,
+                        pool_size=self.pool_size, compress=False)
+                        for timeout in (self.timeout, max(self.timeout, SLOW_TIMEOUT))]
+                except crate_errors.Error as exc:
+                    # Connecting asks the nodes their version, which a node
+                    # with no master yet refuses (as a 400, or a 503).
+                    raise StoreUnavailable(f"CrateDB cannot serve yet: {exc}") from exc
                 self._pid = os.getpid()
             return self._clients[slow]
 
@@ -411,10 +422,10 @@ class CrateStore:
         return self._write(update_sql(tbl, tuple(changes), False),
                            update_params(tbl, key, changes))
 
-    def scan(self, table_name, where=None, order_by=None, limit=None, fresh=None):
+    def scan(self, table_name, where=None, order_by=None, limit=None, after=None, fresh=None):
         if self.fresh_scans if fresh is None else fresh:
             self.refresh(table_name)
-        return decode(*self._execute(*scan_sql(table(table_name), where, order_by, limit)))
+        return decode(*self._execute(*scan_sql(table(table_name), where, order_by, limit, after)))
 
     def count_by(self, table_name, column, where=None, least=None, fresh=None):
         if self.fresh_scans if fresh is None else fresh:

@@ -68,8 +68,12 @@ class IStore(Interface):
         be in by then: the protocol's last step, ``finished``.
         """
 
-    def scan(table, where=None, order_by=None, limit=None):
+    def scan(table, where=None, order_by=None, limit=None, after=None):
         """Return rows matching ``where`` ({column: value or list of values}).
+
+        ``after`` (a row, or a dict of the order's columns) keeps only the
+        rows that come strictly after it in ``order_by``, which it needs:
+        keyset paging, each page starting where the last one ended.
 
         Eventually consistent: may miss recent writes. Never rely on it
         being complete for correctness.

@@ -32,7 +32,16 @@ USER_TRANSACTIONS = Table(
     ),
 )
 
-TABLES = {t.name: t for t in (USERS, TRANSACTIONS, USER_TRANSACTIONS)}
+# Nicknames of users registered before nicknames were prepared (RFC 8265)
+# whose prepared form is not what they were registered as: id is the SHA-1
+# of the prepared form, which registration looks up (timpe.users.legacy).
+NICKNAMES = Table(
+    "nicknames",
+    pk=("id",),
+    columns=("id", "user_id", "nickname"),
+)
+
+TABLES = {t.name: t for t in (USERS, TRANSACTIONS, USER_TRANSACTIONS, NICKNAMES)}
 
 
 def table(name):
@@ -91,3 +100,22 @@ def order_terms(tbl, order_by):
             raise ValueError(f"bad sort direction {direction!r}")
         terms.append((col, direction))
     return terms
+
+
+def keyset_clause(terms, after, quote=str):
+    """The SQL condition and parameters for the rows that come strictly after
+    ``after`` (a row, or its values of the order's columns) in the order
+    ``terms`` (see order_terms): keyset paging, which finds where the page
+    starts from the last row shown instead of reading and dropping every
+    row before it, as an OFFSET does. The order's columns must hold no NULL
+    and its last terms should make it total (a key)."""
+    missing = [col for col, _ in terms if col not in after]
+    if not terms or missing:
+        raise ValueError(f"'after' needs a value for every column of the order: {missing}")
+    alternatives, params = [], []
+    for i, (col, direction) in enumerate(terms):
+        equal = [f"{quote(c)} = ?" for c, _ in terms[:i]]
+        beyond = f"{quote(col)} {'>' if direction == 'ASC' else '<'} ?"
+        alternatives.append("(" + " AND ".join(equal + [beyond]) + ")")
+        params += [after[c] for c, _ in terms[:i]] + [after[col]]
+    return "(" + " OR ".join(alternatives) + ")", params

@@ -20,7 +20,8 @@ from timpe.store import mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.schema import (
-    check_columns, key_values, order_terms, prefix_values, table, where_clauses,
+    check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
+    where_clauses,
 )
 
 
@@ -75,8 +76,23 @@ PAGE_SIZE = 2048
 try:
     from gevent.monkey import get_original
     _start_thread, _allocate_lock = get_original("_thread", ["start_new_thread", "allocate_lock"])
+    _thread_sleep = get_original("time", "sleep")
 except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
     from _thread import allocate_lock as _allocate_lock, start_new_thread as _start_thread
+    _thread_sleep = time.sleep
+
+
+def _off_the_loop(work, *args):
+    """``work(*args)`` on an OS thread of gevent's pool where gevent has
+    patched this process: the calling greenlet waits, the others run (SQLite
+    lets go of the GIL while it writes and syncs). Elsewhere, here."""
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+        return work(*args)
+    if not monkey.is_module_patched("time"):
+        return work(*args)
+    return get_hub().threadpool.apply(work, args)
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +121,25 @@ def _busy(exc):
 @implementer(IStore)
 class SQLiteStore:
     name = "sqlite"
-    # Its calls never yield: transfers one after the other drained 10,000
-    # queued ones at 3,500/s, 32 at once at 2,250/s (docs/benchmarks.rst).
-    parallel = 1
+    # Where a commit syncs, it runs off the loop (see _store_batch), and
+    # /process overlaps transfers so that their writes share a sync; where
+    # it does not, calls never yield and overlap only costs switches
+    # (drains of 4,000 queued transfers, docs/benchmarks.rst).
+    PARALLEL = {"FULL": 32, "EXTRA": 32, "NORMAL": 1, "OFF": 1}
 
-    def __init__(self, path, synchronous="NORMAL", busy_timeout_ms=30000,
+    def __init__(self, path, synchronous="FULL", busy_timeout_ms=30000,
                  mappings_dir=None, checkpoint_every=CHECKPOINT_EVERY):
         self.path = str(path)
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad sqlite.synchronous: {synchronous!r}")
+        self.syncs = self.synchronous in ("FULL", "EXTRA")
+        self.parallel = self.PARALLEL[self.synchronous]
         self.busy_timeout_ms = int(busy_timeout_ms)
         self.mappings_dir = mappings_dir
         self.checkpoint_every = int(checkpoint_every)
         self._conn, self._pid = None, None
+        self._writer, self._writer_pid = None, None
         self._writes, self._next_checkpoint = 0, self.checkpoint_every
         self._checkpointing = False
         self._lock = _allocate_lock()
@@ -128,33 +149,43 @@ class SQLiteStore:
     def from_settings(cls, settings):
         return cls(
             settings.get("sqlite.path", "var/timpe.sqlite"),
-            synchronous=settings.get("sqlite.synchronous", "NORMAL"),
+            synchronous=settings.get("sqlite.synchronous", "FULL"),
             busy_timeout_ms=settings.get("sqlite.busy_timeout_ms", 30000),
             mappings_dir=settings.get("timpe.mappings"),
             checkpoint_every=settings.get("sqlite.checkpoint_every", CHECKPOINT_EVERY),
         )
 
-    # -- connection: one per process, reopened after fork ---------------------
+    # -- connections: per process, reopened after fork -------------------------
     # SQLite calls never yield to gevent, so one connection per process serves
-    # every greenlet; the lock only matters for real threads.
+    # every greenlet's reads; the lock only matters for real threads. Writes
+    # go through a second one, which only the batch being stored uses, on a
+    # thread of its own (see _store_batch).
+
+    def _open(self):
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None,
+                               timeout=self.busy_timeout_ms / 1000,
+                               check_same_thread=False)
+        # Only a new file takes it (before WAL mode fixes the page size).
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        # From now on a busy database raises at once and the caller waits.
+        conn.execute("PRAGMA busy_timeout=0")
+        return conn
 
     def _connection(self):
         if self._pid != _pid:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None,
-                                   timeout=self.busy_timeout_ms / 1000,
-                                   check_same_thread=False)
-            # Only a new file takes it (before WAL mode fixes the page size).
-            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-            # From now on a busy database raises at once and _execute waits.
-            conn.execute("PRAGMA busy_timeout=0")
-            self._conn, self._pid = conn, _pid
+            self._conn, self._pid = self._open(), _pid
             self._writes, self._next_checkpoint = 0, self.checkpoint_every
         return self._conn
+
+    def _writer_connection(self):
+        if self._writer_pid != _pid:
+            self._writer, self._writer_pid = self._open(), _pid
+        return self._writer
 
     def _write(self, sql, params):
         """Run one writing statement (insert, compare-and-set); return its rows.
@@ -168,12 +199,16 @@ class SQLiteStore:
 
     def _store_batch(self, batch):
         """Store a batch of writes (see Batcher): one alone as its own
-        statement, several in one transaction."""
+        statement, several in one transaction, committed (and, at
+        synchronous FULL, synced) before any of them is acknowledged.
+
+        Where the commit syncs, on the writer connection off gevent's loop:
+        the other greenlets parse, read and answer while SQLite writes and
+        syncs, and queue their writes for the next batch. Where it does not,
+        here: the hop to a thread costs more than the write.
+        """
         try:
-            if len(batch) == 1:
-                outcomes = [self._execute(batch[0].sql, batch[0].params)]
-            else:
-                outcomes = self._retrying(functools.partial(_transaction, batch))
+            outcomes = self._commit(batch)
         except StoreUnavailable as exc:  # none of them is stored
             outcomes = [StoreUnavailable(str(exc)) for _ in batch]
         except sqlite3.Error as exc:  # a lone statement's own error
@@ -181,6 +216,15 @@ class SQLiteStore:
         for write, outcome in zip(batch, outcomes):
             write.outcome = outcome
         self._wrote(len(batch))
+
+    def _commit(self, batch):
+        if len(batch) == 1:
+            work = lambda conn: [conn.execute(batch[0].sql, batch[0].params).fetchall()]  # noqa: E731
+        else:
+            work = functools.partial(_transaction, batch)
+        if self.syncs:  # only this batch uses the writer: no lock
+            return _off_the_loop(self._retrying, work, self._writer_connection, _thread_sleep, False)
+        return self._retrying(work)
 
     def _wrote(self, count):
         """Count writes of this process; every ``checkpoint_every``, checkpoint
@@ -209,25 +253,29 @@ class SQLiteStore:
             return cur.fetchall()
         return self._retrying(statement)
 
-    def _retrying(self, work):
-        """Return ``work(connection)``, run again while the database is busy.
+    def _retrying(self, work, connection=None, sleep=None, locked=True):
+        """Return ``work(connection())``, run again while the database is busy.
 
         Work that found the database busy changed nothing (it is one
         statement, or one transaction rolled back), so it is simply run
-        again.
+        again after ``sleep``: gevent's on the loop, so that the other
+        greenlets run meanwhile; a real one on the writer's thread.
         """
+        connection, sleep = connection or self._connection, sleep or time.sleep
         pause, deadline = BUSY_FIRST_PAUSE, None
         while True:
             try:
+                if not locked:
+                    return work(connection())
                 with self._lock:
-                    return work(self._connection())
+                    return work(connection())
             except sqlite3.OperationalError as exc:
                 now = time.monotonic()
                 deadline = deadline or now + self.busy_timeout_ms / 1000
                 if not _busy(exc) or now >= deadline:
                     # disk I/O errors, or still locked after busy_timeout_ms
                     raise StoreUnavailable(f"store unavailable: {exc}") from exc
-            time.sleep(pause * random.uniform(0.5, 1.5))
+            sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, BUSY_MAX_PAUSE)
 
     # -- primitives ----------------------------------------------------------
@@ -264,14 +312,19 @@ class SQLiteStore:
         rows = self._execute(newest_sql(table_name, since is not None), params)
         return _row(table_name, rows[0]) if rows else None
 
-    def scan(self, table_name, where=None, order_by=None, limit=None):
+    def scan(self, table_name, where=None, order_by=None, limit=None, after=None):
         tbl = table(table_name)
         clauses, params = where_clauses(tbl, where)
+        terms = order_terms(tbl, order_by) if order_by else []
+        if after is not None:
+            clause, more = keyset_clause(terms, after)
+            clauses.append(clause)
+            params += more
         sql = f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        if order_by:
-            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in order_terms(tbl, order_by))
+        if terms:
+            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in terms)
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
@@ -297,9 +350,11 @@ class SQLiteStore:
         return columns, rows
 
     def close(self):
-        if self._conn is not None and self._pid == _pid:
-            self._conn.close()
+        for conn, pid in ((self._conn, self._pid), (self._writer, self._writer_pid)):
+            if conn is not None and pid == _pid:
+                conn.close()
         self._conn, self._pid = None, None
+        self._writer, self._writer_pid = None, None
 
 
 def _transaction(batch, conn):

@@ -29,13 +29,14 @@ def prepare_store(config, timeout=0):
     names of the tables it created."""
     from timpe.cli import open_store
     from timpe.errors import StoreUnavailable
+    from timpe.users import legacy
 
     store = open_store(config)
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                return store.setup()
+                return legacy.setup(store)[0]
             except StoreUnavailable as exc:
                 if time.monotonic() > deadline:
                     raise TopologyError(f"the store did not answer within {timeout}s: {exc}")

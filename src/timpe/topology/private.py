@@ -65,7 +65,8 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, set
     """Render the configs and copy app.ini into ``home``, with ``settings``
     ({name: value}) added to its [app:main]; return a Private.
 
-    The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var.
+    The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var;
+    ``settings`` changes its [app:main] settings.
     CrateDB nodes keep their data in a directory of their own that the user
     they run as can reach (``home`` may be private to this one).
     """

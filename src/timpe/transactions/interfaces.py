@@ -30,5 +30,6 @@ class ITransactionService(Interface):
     def find(txn_id):
         """Return one transaction, or raise NotFound."""
 
-    def latest(state=None, limit=100):
-        """Newest transactions first (eventually consistent)."""
+    def latest(state=None, limit=100, before=None, sender=None, recipient=None):
+        """Newest transactions first, a page older than the transaction
+        ``before`` (eventually consistent); return (page, next cursor or None)."""

@@ -15,8 +15,10 @@ def _create(request, create):
     answers 200 instead of 201."""
     body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
-    txn_id = transaction_id(body.get("id"), request.headers.get("Idempotency-Key"))
-    txn, replayed = create(body["sender"], body["recipient"], amount, txn_id=txn_id)
+    client_id, key = body.get("id"), request.headers.get("Idempotency-Key")
+    txn, replayed = create(body["sender"], body["recipient"], amount,
+                           txn_id=transaction_id(client_id, key),
+                           retry_key=key if client_id is not None else None)
     request.response.status = 200 if replayed else 201
     if replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
@@ -56,8 +58,11 @@ def process(request):
 def list_transactions(request):
     query = request.validated["query"]
     service = request.transactions
-    txns = service.latest(state=query.get("state"), limit=query["limit"])
-    return success(request, [service.view(t) for t in txns])
+    txns, more = service.latest(state=query.get("state"), limit=query["limit"],
+                                before=query.get("before"), sender=query.get("sender"),
+                                recipient=query.get("recipient"))
+    return respond(request, {"status": "success", "data": [service.view(t) for t in txns],
+                             "next": more})
 
 
 @view_config(route_name="transaction", request_method="GET")

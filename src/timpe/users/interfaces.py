@@ -11,5 +11,7 @@ class IUserService(Interface):
     def find(user_id):
         """Return the user with balance, or raise NotFound."""
 
-    def all():
-        """Every user with balance, ordered by nickname (eventually consistent)."""
+    def all(limit=None, after=None):
+        """Users with balance, ordered by nickname (eventually consistent):
+        every one, or a page of ``limit`` after the user ``after``; return
+        (users, the next page's ``after`` or None)."""

@@ -1,12 +1,16 @@
 from pyramid.view import view_config
 
 from timpe.money import parse_amount
-from timpe.web import success
+from timpe.web import respond, success
 
 
 @view_config(route_name="users", request_method="GET")
 def list_users(request):
-    return success(request, request.users.all())
+    query = request.validated["query"]
+    users, more = request.users.all(limit=query.get("limit"), after=query.get("after"))
+    if "limit" not in query:  # the seed's shape: every user (after 'after')
+        return success(request, users)
+    return respond(request, {"status": "success", "data": users, "next": more})
 
 
 @view_config(route_name="users", request_method="POST")
@@ -21,3 +25,11 @@ def register(request):
 @view_config(route_name="user", request_method="GET")
 def show_user(request):
     return success(request, request.users.find(request.matchdict["id"]))
+
+
+@view_config(route_name="user_transactions", request_method="GET")
+def statement(request):
+    query = request.validated["query"]
+    entries, more = request.statements.page(
+        request.matchdict["id"], before=query.get("before"), limit=query["limit"])
+    return respond(request, {"status": "success", "data": entries, "next": more})
