@@ -200,6 +200,14 @@ def test_get_many_returns_the_rows_that_exist(store):
     assert (row["user_id"], row["seq"]) == ("u1", 1)
 
 
+def test_get_many_of_thousands_of_keys(store):
+    # Far more than one statement of OR-ed keys may hold (SQLite: 1,000 deep).
+    for seq in range(0, 3000, 100):
+        store.insert(USER_TRANSACTIONS.name, entry(seq=seq))
+    found = store.get_many(USER_TRANSACTIONS.name, [("u1", seq) for seq in range(3000)])
+    assert sorted(row["seq"] for row in found) == list(range(0, 3000, 100))
+
+
 def test_get_many_rows_carry_versions_for_cas(store):
     store.insert(USERS.name, user())
     [row] = store.get_many(USERS.name, [("u1",)])

@@ -25,8 +25,14 @@ class Running:
                           "app2": f"http://127.0.0.1:{self.ports.app2}"}
         self.api = Api(self.url)
 
-    def store(self):
-        return open_store(self.ini)
+    def store(self, fresh=False):
+        """The topology's store; ``fresh``: with every acknowledged write
+        visible to searches (CrateDB's show the last refresh)."""
+        store = open_store(self.ini)
+        if fresh and hasattr(store, "refresh"):
+            for name in ("users", "transactions", "user_transactions"):
+                store.refresh(name)
+        return store
 
     def served(self):
         """Requests each node has answered, from HAProxy's stats (CSV)."""

@@ -10,7 +10,7 @@ from timpe.audit import audit
 
 def ledger_rows(running, txn_ids):
     """How many ledger rows each transaction wrote."""
-    columns, rows = running.store().sql(
+    columns, rows = running.store(fresh=True).sql(
         "SELECT transaction_id, count(*) FROM user_transactions "
         "WHERE transaction_id IS NOT NULL GROUP BY transaction_id")
     counts = dict(rows)
@@ -18,7 +18,8 @@ def ledger_rows(running, txn_ids):
 
 
 def negative_ledger_rows(running):
-    return running.store().sql("SELECT count(*) FROM user_transactions WHERE balance < 0")[1][0][0]
+    return running.store(fresh=True).sql(
+        "SELECT count(*) FROM user_transactions WHERE balance < 0")[1][0][0]
 
 
 def test_seed_scenario(topology):

@@ -41,6 +41,7 @@ os.register_at_fork(after_in_child=_forked)
 # (1 ms, 2 ms, 5 ms ...), blocking the whole gevent worker. Retrying here with
 # short, jittered, growing pauses lets time.sleep yield to the worker's other
 # greenlets and wakes up long before SQLite's schedule would.
+GET_MANY_CHUNK = 250
 BUSY_FIRST_PAUSE = 0.00005
 BUSY_MAX_PAUSE = 0.002
 
@@ -289,11 +290,13 @@ class SQLiteStore:
         return _row(table_name, rows[0]) if rows else None
 
     def get_many(self, table_name, keys):
-        tbl = table(table_name)
-        params = [v for key in keys for v in key_values(tbl, key)]
-        if not params:
-            return []
-        found = self._execute(get_many_sql(table_name, len(keys)), params)
+        tbl, keys, found = table(table_name), list(keys), []
+        # A statement of OR-ed keys is an expression as deep as they are
+        # many, and SQLite refuses one over 1,000 deep: so a chunk at a time.
+        for start in range(0, len(keys), GET_MANY_CHUNK):
+            chunk = keys[start:start + GET_MANY_CHUNK]
+            params = [v for key in chunk for v in key_values(tbl, key)]
+            found += self._execute(get_many_sql(table_name, len(chunk)), params)
         return [_row(table_name, r) for r in found]
 
     def cas(self, table_name, key, version, changes):
