@@ -10,6 +10,8 @@ install_requires = [
     "requests>=2.31",
     "crate>=1.0",
     "jsonschema>=4.18",
+    # GET /metrics: Prometheus text format, multiprocess-safe.
+    "prometheus_client>=0.17",
     # Nicknames: RFC 8265 (PRECIS) usernames.
     "precis-i18n>=1.1",
     # Transaction ids: UUIDv7 (RFC 9562).

@@ -60,6 +60,9 @@ def exercise(store, tbl):
     store.newest(tbl.name, key[:-1])
     store.newest(tbl.name, key[:-1], since=7)
     store.refresh(tbl.name)
+    store.count_by(tbl.name, others[0])
+    store.count_by(tbl.name, others[0], where={others[0]: [1, 2]}, least=tbl.columns[0],
+                   fresh=True)
 
 
 def adapter_statements():

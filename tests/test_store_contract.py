@@ -470,6 +470,16 @@ def test_scan_order_and_limit(three):
                           order_by="timestamp", limit=1)) == ["t3"]
 
 
+def test_count_by_a_column(three):
+    assert three.count_by(TRANSACTIONS.name, "state") == {"initial": (2, None),
+                                                          "committed": (1, None)}
+    assert three.count_by(TRANSACTIONS.name, "state", where={"state": ["initial", "failed"]},
+                          least="timestamp") == {"initial": (2, 20)}
+    assert three.count_by(TRANSACTIONS.name, "state", where={"state": []}) == {}
+    with pytest.raises(ValueError):
+        three.count_by(TRANSACTIONS.name, "balance")
+
+
 def test_scan_after_a_row_pages_by_keyset(three):
     three.insert(TRANSACTIONS.name, txn("t0", "initial", 20))  # ties t3 on timestamp
     order = ("timestamp DESC", "id")

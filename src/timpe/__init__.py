@@ -10,7 +10,9 @@ def main(global_config, **settings):
         config.include("timpe.web")
         config.include("timpe.validation")
         config.include("timpe.openapi")
+        config.include("timpe.metrics")  # before the store, which it measures
         config.include("timpe.store")
         config.include("timpe.users")
         config.include("timpe.transactions")
+        config.include("timpe.background")
         return config.make_wsgi_app()

@@ -11,11 +11,14 @@ def each(work, items, width, until=None, ready=None):
     The next item started is the first not yet started that is ``ready``
     (default: any); one that is not waits for a later turn, and when none
     is, the first is started anyway. No item is started after ``until`` (a
-    time.monotonic() value). Every item started is worked on to its end;
+    time.monotonic() value, or a function that returns True once it is
+    due). Every item started is worked on to its end;
     then the first error, if any, is raised. Return the results of the
     items started, in the items' order.
     """
     def due():
+        if callable(until):
+            return until()
         return until is not None and time.monotonic() >= until
 
     waiting = list(items)

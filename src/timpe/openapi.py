@@ -315,6 +315,15 @@ PATHS = {
                 "responses": {"200": {"description": "the node is up", "content": {
                     "text/plain": {"schema": {"const": "OK"}}}}}},
     },
+    "/metrics": {
+        "get": {"operationId": "metrics", "summary": "The node's metrics for Prometheus "
+                "(docs/metrics.rst): scrape each node, not HAProxy",
+                "responses": {
+                    "200": {"description": "Prometheus text format 0.0.4", "content": {
+                        "text/plain": {"schema": {"type": "string"}}}},
+                    "404": _error("metrics are turned off on this node (metrics.enabled)"),
+                }},
+    },
     "/openapi.json": {
         "get": {"operationId": "openapi", "summary": "This document",
                 "responses": {"200": _json("OpenAPI 3.1 document", {"type": "object"})}},

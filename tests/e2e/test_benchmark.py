@@ -71,6 +71,24 @@ def test_benchmark_of_a_running_topology_adds_and_deletes_nothing(topology):
     assert "built a" not in again.stdout
 
 
+def test_benchmark_overhead_alternates_on_and_off():
+    done = subprocess.run([str(BIN / "benchmark"), "--overhead", "--quick", "--probe", "300",
+                           "--immediate", "200", "-c", "8", "--rounds", "2"],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    for figure in (r"round 1/2: on \d+ probes/s, \d+ transfers/s, ratio \d\.\d+, \d+ us CPU; "
+                   r"off \d+ probes/s, \d+ transfers/s, ratio \d\.\d+, \d+ us CPU",
+                   r"round 2/2: on .*; off ",
+                   r"transfers/probe with metrics and recovery on \d\.\d+, off \d\.\d+",
+                   r"on/off = \d\.\d+, the median of the rounds' on/off \d\.\d+",
+                   r"app nodes' CPU per transfer: on \d+ us, off \d+ us \([+-]\d+\.\d %"):
+        assert re.search(figure, out), f"{figure!r} not in:\n{out}"
+    homes = re.findall(r"(?:on|off): haproxy :\d+", out)
+    assert len(homes) == 2
+    assert processes_under("timpe-bench-on-") == [] and processes_under("timpe-bench-off-") == []
+
+
 def test_durability_benchmark_prints_full_against_normal():
     done = subprocess.run([str(BIN / "benchmark"), "--durability", *TINY], capture_output=True,
                           text=True, timeout=300)

@@ -25,6 +25,8 @@ def test_haproxy_accepts_its_config(tmp_path):
     assert "bind *:9100" in text
     assert "http-check send meth GET uri /probe_status" in text
     assert "stats uri /__haproxy_stats" in text
+    assert ("use-service prometheus-exporter if { path /__haproxy_stats/metrics } "
+            "{ src 127.0.0.1 ::1 }") in text
     assert "server app 127.0.0.1:9210" in text and "server app2 127.0.0.1:9211" in text
 
 
@@ -47,6 +49,9 @@ def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch, tmp_path):
         assert "--config /somewhere/app.ini" in program.command
         assert program.stopasgroup and program.killasgroup
         assert program.stdout_logfile == str(tmp_path / "var" / "log" / f"{name}.log")
+        # Each node's own directory for its workers' metrics.
+        assert program.environment == {
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "var" / "metrics" / name)}
     # Control: a unix socket only its owner may use, and an HTTP port on
     # 127.0.0.1 that asks for the login from the environment.
     servers = {s["family"]: s for s in options.server_configs}
@@ -62,6 +67,7 @@ def test_app_nodes_listen_on_localhost_with_gevent():
     assert argv[argv.index("--worker-class") + 1] == "gevent"
     assert argv[argv.index("--workers") + 1] == "3"
     assert "--paste" in argv
+    assert argv[argv.index("--config") + 1] == "python:timpe.node_hooks"
 
 
 def test_other_ports_and_directory(tmp_path):

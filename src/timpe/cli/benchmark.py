@@ -332,7 +332,12 @@ def parse_args(argv):
                              "its own, in alternating rounds of immediate transfers")
     parser.add_argument("--ceiling-seconds", type=float, default=5,
                         help="seconds of each store ceiling figure (default 5)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only the cost of metrics and recovery: rounds alternate between "
+                             "two topologies of its own, one with them off (timpe.bench.overhead)")
     args = parser.parse_args(argv)
+    if args.overhead and args.url:
+        parser.error("--overhead starts topologies of its own: no --url")
     if args.url:
         url = urlsplit(args.url)
         if url.scheme != "http" or not url.hostname:
@@ -475,6 +480,9 @@ def compare_durability(args, counts, say):
 def main(argv=None):
     args, counts = parse_args(argv)
     say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.overhead:
+        from timpe.bench import overhead
+        return 0 if overhead.run(args, counts, say, Bench, build_data) else 1
     if args.durability:
         clean, sound = compare_durability(args, counts, say)
     else:

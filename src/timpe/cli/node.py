@@ -24,6 +24,8 @@ def gunicorn_argv(config, port, workers, access_log=False):
         # supervisor controls the node; two masters must not share one socket.
         "--no-control-socket",
         "--logger-class", "timpe.node_logging.AccessLogWhenAsked",
+        # The metrics' directory, the background loop (recovery): its hooks.
+        "--config", "python:timpe.node_hooks",
     ]
     if access_log:
         argv += ["--access-logfile", "-"]

@@ -18,5 +18,8 @@ def store_from_settings(settings):
 
 def includeme(config):
     store = store_from_settings(config.get_settings())
+    metrics = getattr(config.registry, "metrics", None)  # timpe.metrics, included first
+    if metrics is not None:
+        store = metrics.measured(store)
     config.registry.registerUtility(store, IStore)
     config.add_request_attribute(lambda request: store, "store")

@@ -9,7 +9,7 @@ Each primitive is one statement CrateDB answers atomically for one row:
 - cas: UPDATE ... WHERE pk AND _seq_no AND _primary_term, CrateDB's
   optimistic concurrency control, decided on the primary;
 - update: UPDATE ... WHERE pk, atomic for the one row;
-- newest and scan: searches, which see only what the last refresh made
+- newest, scan and count_by: searches, which see only what the last refresh made
   visible (eventually consistent); ``fresh`` adds a REFRESH TABLE for
   listings that should show what was just written, never for correctness
   and never for a search on the path of a transfer.
@@ -193,6 +193,16 @@ def newest_sql(tbl, prefix, since=None):
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     return sql + f" ORDER BY {quote(last)} DESC LIMIT 1", params
+
+
+def count_by_sql(tbl, column, where=None, least=None):
+    check_columns(tbl, [column] + ([least] if least else []))
+    clauses, params = where_clauses(tbl, where, quote)
+    low = f"min({quote(least)})" if least else "NULL"
+    sql = f"SELECT {quote(column)}, count(*), {low} FROM {quote(tbl.name)}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql + f" GROUP BY {quote(column)}", params
 
 
 def refresh_sql(tbl):
@@ -418,6 +428,12 @@ class CrateStore:
         if self.fresh_scans if fresh is None else fresh:
             self.refresh(table_name)
         return decode(*self._execute(*scan_sql(table(table_name), where, order_by, limit, after)))
+
+    def count_by(self, table_name, column, where=None, least=None, fresh=None):
+        if self.fresh_scans if fresh is None else fresh:
+            self.refresh(table_name)
+        rows = self._execute(*count_by_sql(table(table_name), column, where, least))[1]
+        return {value: (count, low) for value, count, low in rows}
 
     def newest(self, table_name, prefix, since=None):
         # A search, never refreshed: it is on the path of a transfer.

@@ -7,7 +7,7 @@ protocol a cluster runs.
 from zope.interface import Attribute, Interface
 
 #: The calls of IStore that reach the data (the protocol's round trips).
-PRIMITIVES = ("insert", "get", "get_many", "cas", "update", "newest", "scan")
+PRIMITIVES = ("insert", "get", "get_many", "cas", "update", "newest", "scan", "count_by")
 
 
 class IStore(Interface):
@@ -77,6 +77,17 @@ class IStore(Interface):
 
         Eventually consistent: may miss recent writes. Never rely on it
         being complete for correctness.
+        """
+
+    def count_by(table, column, where=None, least=None, fresh=None):
+        """Count the rows matching ``where`` (as :meth:`scan`) by their value
+        of ``column``, in one statement: {value: (rows, the least value of
+        the column ``least`` among them, or None without ``least``)}. Values
+        no row has are left out.
+
+        Eventually consistent like :meth:`scan`. ``fresh``: False asks a
+        store that can make recent writes visible first (a cluster's
+        refresh) not to; None leaves it to the store's setting.
         """
 
     def newest(table, prefix, since=None):

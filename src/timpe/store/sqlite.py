@@ -333,6 +333,10 @@ class SQLiteStore:
             params.append(int(limit))
         return [_row(table_name, r) for r in self._execute(sql, params)]
 
+    def count_by(self, table_name, column, where=None, least=None, fresh=None):
+        sql, params = count_by_sql(table(table_name), column, where, least)
+        return {value: (count, low) for value, count, low in self._execute(sql, params)}
+
     # -- operations ----------------------------------------------------------
 
     def setup(self):
@@ -436,6 +440,15 @@ def newest_sql(table_name, bounded):
 
 def _match(columns):
     return " AND ".join(f"{c} = ?" for c in columns)
+
+
+def count_by_sql(tbl, column, where=None, least=None):
+    check_columns(tbl, [column] + ([least] if least else []))
+    clauses, params = where_clauses(tbl, where)
+    sql = f"SELECT {column}, count(*), {f'min({least})' if least else 'NULL'} FROM {tbl.name}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql + f" GROUP BY {column}", params
 
 
 @functools.lru_cache(maxsize=None)

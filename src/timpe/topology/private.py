@@ -5,7 +5,6 @@ seed's ports or var/. With ``store="crate"`` its supervisord also runs a
 CrateDB cluster of its own, on free ports too."""
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -61,20 +60,10 @@ class Private:
         return [self.home] + ([self.crate_dir] if self.crate_dir else [])
 
 
-def set_app_settings(ini, settings):
-    """Set ``settings`` ({name: value}) in the [app:main] section of ``ini``."""
-    text = Path(ini).read_text()
-    for name, value in settings.items():
-        line = f"{name} = {value}"
-        text, found = re.subn(rf"(?m)^{re.escape(name)} = .*$", line, text)
-        if not found:
-            text = text.replace("[app:main]\n", f"[app:main]\n{line}\n", 1)
-    Path(ini).write_text(text)
-
-
 def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, settings=None,
             **overrides):
-    """Render the configs and copy app.ini into ``home``; return a Private.
+    """Render the configs and copy app.ini into ``home``, with ``settings``
+    ({name: value}) added to its [app:main]; return a Private.
 
     The copied app.ini's ``%(here)s/../var`` puts the SQLite file in home/var;
     ``settings`` changes its [app:main] settings.
@@ -87,7 +76,8 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, set
     home = Path(home)
     (home / "etc").mkdir(parents=True, exist_ok=True)
     shutil.copy(APP_INI, home / "etc" / "app.ini")
-    set_app_settings(home / "etc" / "app.ini", settings or {})
+    if settings:
+        add_settings(home / "etc" / "app.ini", settings)
     ini, cluster, crate_dir = home / "etc" / "app.ini", (), None
     if store == "crate":
         ports = free_ports(2 * crate_nodes)
@@ -106,6 +96,24 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, set
                                     identifier=identifier, supervisor_port=supervisor_port,
                                     **overrides))
     return Private(home, ports, supervisor_port, ini, cluster, crate_dir)
+
+
+def add_settings(ini, settings):
+    """Set ``settings`` in the [app:main] of ``ini``, in place of a line
+    that set one already."""
+    lines = Path(ini).read_text().splitlines()
+    start = lines.index("[app:main]") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+    section = {line.split("=", 1)[0].strip(): i for i, line in enumerate(lines[start:end], start)
+               if "=" in line and not line.startswith("#")}
+    added = []
+    for name, value in settings.items():
+        if name in section:
+            lines[section[name]] = f"{name} = {value}"
+        else:
+            added.append(f"{name} = {value}")
+    lines[end:end] = added
+    Path(ini).write_text("\n".join(lines) + "\n")
 
 
 @contextlib.contextmanager

@@ -1,6 +1,9 @@
 """Transactions: phase 1 (record), phase 2 (the MPC) and their listing."""
+from timpe.store.interfaces import IStore
+from timpe.transactions.recovery import Recovery
 from timpe.transactions.services import TransactionService
 from timpe.transactions.turns import Turns
+from timpe.users.services import UserService
 
 
 def includeme(config):
@@ -11,6 +14,11 @@ def includeme(config):
     config.add_route("transaction", "/transactions/{id}")
     config.add_route("process", "/process")
     turns = Turns()  # one per app, so one per worker process
-    config.add_request_attribute(lambda r: TransactionService(r.store, r.users, turns),
+    metrics = getattr(config.registry, "metrics", None)  # timpe.metrics, if included
+    config.add_request_attribute(lambda r: TransactionService(r.store, r.users, turns, metrics),
                                  "transactions")
+    config.registry.recovery = Recovery.from_settings(
+        config.get_settings(), config.registry.getUtility(IStore),
+        lambda store: TransactionService(store, UserService(store, config.registry.known_users),
+                                         turns, metrics))
     config.scan("timpe.transactions.views")

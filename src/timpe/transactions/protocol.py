@@ -72,11 +72,14 @@ def claim_both(sender_head, recipient_head):
 
 
 class Processor:
-    def __init__(self, store, ledger=None, written=None):
-        """``written(user_id)`` is told of each user whose leg is written."""
+    def __init__(self, store, ledger=None, written=None, ended=None):
+        """``written(user_id)`` is told of each user whose leg is written;
+        ``ended(txn)`` of each transaction this processor moved to a final
+        state (two that finish one at the same moment are both told)."""
         self.store = store
         self.ledger = ledger or Ledger(store)
         self.written = written or (lambda user_id: None)
+        self.ended = ended or (lambda txn: None)
 
     def run(self, txn):
         """Advance ``txn`` until it is finished or failed; return it."""
@@ -168,7 +171,9 @@ class Processor:
         changes = {"state": FINISHED, "updated": now_ms()}
         if not self.store.update(TRANSACTIONS.name, (txn["id"],), changes):
             raise LookupError(f"transaction {txn['id']} is gone from the store")
-        return {**txn, **changes, "_version": None}
+        txn = {**txn, **changes, "_version": None}
+        self.ended(txn)
+        return txn
 
     def _update(self, txn, **changes):
         """Compare-and-set ``txn``; on a lost race return its current row.
@@ -181,5 +186,8 @@ class Processor:
             return self.store.get(TRANSACTIONS.name, key)
         changes["updated"] = now_ms()
         if self.store.cas(TRANSACTIONS.name, key, version, changes):
-            return {**txn, **changes, "_version": None}
+            txn = {**txn, **changes, "_version": None}
+            if txn["state"] == FAILED:
+                self.ended(txn)
+            return txn
         return read_newer(self.store, TRANSACTIONS.name, key, version)

@@ -84,12 +84,14 @@ def fingerprint(sender, recipient, amount, retry_key=None):
 
 @implementer(ITransactionService)
 class TransactionService:
-    def __init__(self, store, users=None, turns=None):
+    def __init__(self, store, users=None, turns=None, metrics=None):
         """``users``: the request's UserService (its ledger is shared);
-        ``turns``: the process's Turns, if any."""
+        ``turns``: the process's Turns, if any; ``metrics``: the app's
+        (timpe.metrics.collect), if any."""
         self.store = store
         self.users = users or UserService(store)
         self.turns = Turns() if turns is None else turns
+        self.metrics = metrics
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False, retry_key=None):
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
@@ -161,7 +163,13 @@ class TransactionService:
 
     def _run(self, txn, give_back):
         """Phase 2, giving each user's turn back once its leg is written."""
-        return Processor(self.store, self.users.ledger, give_back).run(txn)
+        if self.metrics is None:
+            return Processor(self.store, self.users.ledger, give_back).run(txn)
+        started = time.perf_counter()
+        txn = Processor(self.store, self.users.ledger, give_back,
+                        self.metrics.transfer_ended).run(txn)
+        self.metrics.phase2(txn, time.perf_counter() - started)
+        return txn
 
     def process(self, limit=None):
         pending = self.store.scan(TRANSACTIONS.name, where={"state": PENDING},
@@ -173,11 +181,17 @@ class TransactionService:
         # a client or HAProxy gives up on it, and says there is more.
         # Transfers of users whose turns are free go first: the others
         # would only wait for them.
-        until = time.monotonic() + PROCESS_SECONDS
-        done = concurrently.each(self.complete, pending, self.store.parallel, until,
-                                 ready=lambda t: self.turns.free(t["sender"], t["recipient"]))
+        done = self.complete_all(pending, time.monotonic() + PROCESS_SECONDS)
         more = len(done) < len(pending) or (limit is not None and len(pending) == limit)
         return done, [t for t in done if t["state"] == FAILED], more
+
+    def complete_all(self, txns, until):
+        """Phase 2 for ``txns``, as many at once as the store's calls are
+        worth overlapping, those whose users' turns are free first; none
+        started once ``until`` (a time.monotonic() value, or a function
+        that says when) is due. Return the ones started, as they ended."""
+        return concurrently.each(self.complete, txns, self.store.parallel, until,
+                                 ready=lambda t: self.turns.free(t["sender"], t["recipient"]))
 
     def find(self, txn_id):
         return self._get(txn_id)

@@ -9,7 +9,7 @@ def includeme(config):
     config.add_route("users_register", "/users/register")
     config.add_route("user", "/users/{id}")
     config.add_route("user_transactions", "/users/{id}/transactions")
-    known = KnownUsers()  # one per app, so one per worker process
+    known = config.registry.known_users = KnownUsers()  # one per app, so one per worker process
     config.add_request_attribute(lambda r: UserService(r.store, known), "users")
     config.add_request_attribute(lambda r: Statements(r.users), "statements")
     config.scan("timpe.users.views")
