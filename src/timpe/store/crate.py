@@ -67,8 +67,9 @@ UNAVAILABLE = (
     # A node that left while it worked on the statement:
     "JobKilledException", "SendRequestTransportException",
     "ReceiveTimeoutTransportException", "MasterNotDiscoveredException",
-    # A read routed to a node that has just left (seen when one of three died):
-    "NoSuchNodeException",
+    # A read routed to a node that has just left (seen when one of three
+    # died); the second comes as an SQLParseException, so only its text:
+    "NoSuchNodeException", "Unknown node: ",
 )
 
 # Error codes of one row of a bulk answer that mean "lost", not "failed":
