@@ -151,6 +151,7 @@ def check_outcome(running, load, users, total):
     assert audit(running.store())["problems"] == []
 
 
+@pytest.mark.timeout(900)  # each node back and healthy can take a minute
 def test_sigkill_of_each_crate_node_under_load(topology):
     if topology.store_name != "crate":
         pytest.skip("kills CrateDB nodes: runs on the CrateDB topology")
@@ -166,6 +167,7 @@ def test_sigkill_of_each_crate_node_under_load(topology):
     assert fresh[master] == "StoreUnavailable" and fresh[first] in ("ok", "StoreUnavailable"), fresh
 
 
+@pytest.mark.timeout(900)
 def test_three_nodes_keep_taking_transfers_while_any_one_is_killed(three_nodes):
     api = three_nodes.api
     users = [api.register(nick("k3"), 100000) for _ in range(8)]
