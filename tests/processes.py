@@ -15,3 +15,17 @@ def race(target, argss, start_method="spawn"):
         p.join(timeout=30)
         assert p.exitcode == 0
     return outcome
+
+
+def stop_gently(node, timeout):
+    """SIGTERM a process started in a group of its own; if it is not gone
+    within ``timeout`` s, kill the group and fail."""
+    import os
+    import signal
+    import subprocess
+    node.send_signal(signal.SIGTERM)
+    try:
+        node.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        raise

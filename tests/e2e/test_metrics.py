@@ -2,7 +2,6 @@
 of their files emptied on start; HAProxy's own exporter for local clients."""
 import os
 import shutil
-import signal
 import subprocess
 import time
 
@@ -12,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from timpe.paths import APP_INI, BIN
 from timpe.topology.instance import prepare_store
 from timpe.topology.private import free_ports
+from tests.processes import stop_gently
 
 
 def samples(text, name):
@@ -76,9 +76,4 @@ def test_a_node_with_several_workers_counts_them_all(tmp_path):
         answered = probes[(("method", "GET"), ("route", "probe_status"), ("status", "200"))]
         assert 60 < answered <= 60 + attempts, (answered, attempts)
     finally:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-            raise
+        stop_gently(node, 30)

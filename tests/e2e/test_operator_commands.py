@@ -1,8 +1,8 @@
 """bin/ commands against the running test topology."""
-import os
 import subprocess
 
 from timpe.paths import BIN
+from tests.processes import stop_gently
 
 
 def bin_(name, *args, **kwargs):
@@ -46,7 +46,6 @@ def test_supervisorctl_status(topology):
 
 def test_app_runs_one_node_in_the_foreground(tmp_path):
     import shutil
-    import signal
     import time
 
     import requests
@@ -71,12 +70,7 @@ def test_app_runs_one_node_in_the_foreground(tmp_path):
                 time.sleep(0.2)
         assert answer.status_code == 200 and answer.text == "OK"
     finally:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-            raise
+        stop_gently(node, 20)
 
 
 def test_bin_test_runs_pytest():
