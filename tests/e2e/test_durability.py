@@ -1,11 +1,14 @@
 """Acknowledged means on disk: no write is answered before it is synced.
 
 On SQLite, strace watches a real node's worker while registrations and
-transfers go to it one at a time: between one acknowledgement and the next,
-the node must have synced the WAL at least once (a write that was answered
-before its sync would be lost on power loss). The same count run at
-synchronous NORMAL finds answers with no sync before them, so the check
-tells the two apart. On CrateDB, the tables keep the per-request translog.
+transfers go to it one at a time, then reads of what they wrote: between
+one answer and the next, the node must have synced the WAL at least once
+(an answer sent before its sync would report what a power loss can undo).
+At the default (ANSWER) every answer that used the store waits for a sync;
+at FULL every commit syncs, so the writes' answers follow one and the
+reads need none. The same count run at NORMAL finds answers with no sync
+before them, so the check tells them apart. On CrateDB, the tables keep the
+per-request translog.
 """
 import os
 import re
@@ -21,6 +24,7 @@ from timpe.topology import private
 from tests.e2e.api import Api, nick
 
 WRITES = 12  # registrations and transfers, each acknowledged with a 201
+READS = 8  # balances and transfer states, each a 200
 _LINE = re.compile(r"^(?P<tid>\d+) +(?P<call>.*)$")
 
 
@@ -31,7 +35,7 @@ def strace():
     return found
 
 
-@pytest.fixture(scope="module", params=["default", "NORMAL"])
+@pytest.fixture(scope="module", params=["default", "FULL", "NORMAL"])
 def node(request, tmp_path_factory):
     settings = {} if request.param == "default" else {"sqlite.synchronous": request.param}
     prepared = private.prepare(tmp_path_factory.mktemp(f"durability-{request.param}"),
@@ -40,9 +44,9 @@ def node(request, tmp_path_factory):
         yield request.param, prepared
 
 
-def traced_writes(prepared, log):
-    """Send WRITES acknowledged writes, one at a time, to one node's worker
-    under strace; return strace's lines."""
+def traced(prepared, log):
+    """Send WRITES acknowledged writes, then READS reads of them, one at a
+    time, to one node's worker under strace; return strace's lines."""
     worker, = children(prepared.topology.pid("app"))
     command = [strace(), "-f", "-qq", "-y", "-s", "12", "-o", str(log),
                "-e", "trace=fsync,fdatasync,sendto,sendmsg,write,writev"]
@@ -59,9 +63,17 @@ def traced_writes(prepared, log):
         # strace keeps writing at its own offset: count from here on.
         start = len(log.read_bytes())
         users = [api.register(nick("d"), 1000) for _ in range(WRITES // 3)]
+        txns = []
         for n in range(WRITES - len(users)):
-            assert api.transfer(users[n % len(users)], users[(n + 1) % len(users)], 1,
-                                immediately=n % 2 == 0)[0] == 201
+            status, body = api.transfer(users[n % len(users)], users[(n + 1) % len(users)], 1,
+                                        immediately=n % 2 == 0)
+            assert status == 201, body
+            txns.append(body["data"]["id"])
+        for n in range(READS):
+            if n % 2:
+                api.balance(users[n % len(users)])
+            else:
+                api.state(txns[n % len(txns)])
     finally:
         tracer.terminate()
         tracer.wait(timeout=10)
@@ -69,10 +81,10 @@ def traced_writes(prepared, log):
 
 
 def syncs_before_each_answer(lines):
-    """For each 201 the worker sent, how many WAL syncs ended since the
-    previous one (a sync another thread's line interrupts is counted when it
-    resumes)."""
-    counts, synced, pending = [], 0, {}
+    """For each answer the worker sent, its status and how many WAL syncs
+    ended since the previous answer (a sync another thread's line
+    interrupts is counted when it resumes)."""
+    answers, synced, pending = [], 0, {}
     for line in lines:
         match = _LINE.match(line)
         if not match:
@@ -85,20 +97,26 @@ def syncs_before_each_answer(lines):
                 synced += 1
         elif "sync resumed>" in call and pending.pop(tid, False) and call.endswith("= 0"):
             synced += 1
-        elif call.startswith(("sendto(", "write(", "writev(", "sendmsg(")) and '"HTTP/1.1 201' in call:
-            counts.append(synced)
+        elif call.startswith(("sendto(", "write(", "writev(", "sendmsg(")) and '"HTTP/1.1 ' in call:
+            answers.append((call.split('"HTTP/1.1 ', 1)[1][:3], synced))
             synced = 0
-    return counts
+    return answers
 
 
-def test_no_write_is_acknowledged_before_it_is_synced(node, tmp_path):
+def test_no_answer_reports_what_is_not_synced(node, tmp_path):
     setting, prepared = node
-    counts = syncs_before_each_answer(traced_writes(prepared, tmp_path / "strace.log"))
-    assert len(counts) == WRITES, counts
-    if setting == "default":
-        assert all(count >= 1 for count in counts), counts
+    answers = syncs_before_each_answer(traced(prepared, tmp_path / "strace.log"))
+    assert [status for status, _ in answers] == ["201"] * WRITES + ["200"] * READS, answers
+    writes = [count for _, count in answers[:WRITES]]
+    reads = [count for _, count in answers[WRITES:]]
+    if setting == "default":  # ANSWER: every answer waits for a sync
+        assert all(count >= 1 for count in writes + reads), str(answers)
+    elif setting == "FULL":  # each commit synced before anyone saw it
+        assert all(count >= 1 for count in writes), answers
+        assert reads.count(0) >= READS // 2, answers
     else:  # NORMAL syncs only at checkpoints: the count sees the difference
-        assert counts.count(0) >= WRITES // 2, counts
+        assert writes.count(0) >= WRITES // 2, answers
+        assert reads.count(0) >= READS // 2, answers
 
 
 def test_crate_tables_keep_the_per_request_translog(crate_topology):

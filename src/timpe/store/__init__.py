@@ -17,9 +17,14 @@ def store_from_settings(settings):
 
 
 def includeme(config):
+    from pyramid.tweens import INGRESS
+
     store = store_from_settings(config.get_settings())
     metrics = getattr(config.registry, "metrics", None)  # timpe.metrics, included first
     if metrics is not None:
         store = metrics.measured(store)
     config.registry.registerUtility(store, IStore)
     config.add_request_attribute(lambda request: store, "store")
+    # Under the metrics' tween, where there is one: its times include the sync.
+    config.add_tween("timpe.store.durability.factory",
+                     under=("timpe.metrics.tween.factory", INGRESS))

@@ -441,6 +441,10 @@ class CrateStore:
         found = decode(*self._execute(*newest_sql(table(table_name), prefix, since)))
         return found[0] if found else None
 
+    def durable(self):
+        """Nothing to wait for: CrateDB syncs its translog before it
+        acknowledges a write (``translog.durability = 'REQUEST'``)."""
+
     def refresh(self, table_name):
         """Make every acknowledged write visible to the next scan."""
         self._execute(*refresh_sql(table(table_name)), slow=True)

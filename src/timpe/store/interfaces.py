@@ -99,6 +99,13 @@ class IStore(Interface):
         or None, while a newer one exists; never a row that was not written.
         """
 
+    def durable():
+        """Return once every write this process has made or read survives a
+        power loss (an answer that reports one is sent only after this).
+        A store whose acknowledged writes are already on disk returns at
+        once; one that syncs later syncs now.
+        """
+
     def setup():
         """Create the tables. Safe to repeat; destroys nothing.
 

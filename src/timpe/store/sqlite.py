@@ -122,20 +122,26 @@ def _busy(exc):
 @implementer(IStore)
 class SQLiteStore:
     name = "sqlite"
+    # sqlite.synchronous: SQLite's own levels, and ANSWER (the default): each
+    # commit as at NORMAL, and no answer leaves the node before a sync of the
+    # WAL has covered what it reports (see durable). Per level: the PRAGMA,
+    # whether a commit syncs, whether an answer does, and ``parallel``.
     # Where a commit syncs, it runs off the loop (see _store_batch), and
     # /process overlaps transfers so that their writes share a sync; where
     # it does not, calls never yield and overlap only costs switches
     # (drains of 4,000 queued transfers, docs/benchmarks.rst).
-    PARALLEL = {"FULL": 32, "EXTRA": 32, "NORMAL": 1, "OFF": 1}
+    LEVELS = {"ANSWER": ("NORMAL", False, True, 1), "EXTRA": ("EXTRA", True, False, 32),
+              "FULL": ("FULL", True, False, 32), "NORMAL": ("NORMAL", False, False, 1),
+              "OFF": ("OFF", False, False, 1)}
 
-    def __init__(self, path, synchronous="FULL", busy_timeout_ms=30000,
+    def __init__(self, path, synchronous="ANSWER", busy_timeout_ms=30000,
                  mappings_dir=None, checkpoint_every=CHECKPOINT_EVERY):
         self.path = str(path)
         self.synchronous = synchronous.upper()
-        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"bad sqlite.synchronous: {synchronous!r}")
-        self.syncs = self.synchronous in ("FULL", "EXTRA")
-        self.parallel = self.PARALLEL[self.synchronous]
+        if self.synchronous not in self.LEVELS:
+            raise ValueError(f"bad sqlite.synchronous: {synchronous!r} "
+                             f"(one of {', '.join(self.LEVELS)})")
+        self._pragma, self.syncs, self._syncs_answers, self.parallel = self.LEVELS[self.synchronous]
         self.busy_timeout_ms = int(busy_timeout_ms)
         self.mappings_dir = mappings_dir
         self.checkpoint_every = int(checkpoint_every)
@@ -145,12 +151,13 @@ class SQLiteStore:
         self._checkpointing = False
         self._lock = _allocate_lock()
         self._queue, self._queue_pid = None, None
+        self._syncer, self._syncer_pid = None, None
 
     @classmethod
     def from_settings(cls, settings):
         return cls(
             settings.get("sqlite.path", "var/timpe.sqlite"),
-            synchronous=settings.get("sqlite.synchronous", "FULL"),
+            synchronous=settings.get("sqlite.synchronous", "ANSWER"),
             busy_timeout_ms=settings.get("sqlite.busy_timeout_ms", 30000),
             mappings_dir=settings.get("timpe.mappings"),
             checkpoint_every=settings.get("sqlite.checkpoint_every", CHECKPOINT_EVERY),
@@ -170,7 +177,7 @@ class SQLiteStore:
         # Only a new file takes it (before WAL mode fixes the page size).
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute(f"PRAGMA synchronous={self._pragma}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         # From now on a busy database raises at once and the caller waits.
@@ -243,6 +250,33 @@ class SQLiteStore:
             log.exception("checkpoint of %s failed", self.path)
         finally:
             self._checkpointing = False
+
+    def durable(self):
+        """Return once every write this process has made or read is on disk.
+
+        At ANSWER, before each answer (timpe.store.durability): a commit
+        there leaves its pages in the OS's cache, and one fdatasync of the
+        WAL then stores every commit before it, this process's or another's
+        (the WAL is one log; power loss keeps a prefix of its commits, and a
+        checkpoint syncs both files before the WAL starts over). Answers
+        waiting at the same time share one sync, off gevent's loop; one
+        that comes while a sync is under way waits for the next. At FULL
+        every commit was synced before anyone could see it: nothing to do.
+        """
+        if not self._syncs_answers:
+            return
+        if self._syncer_pid != _pid:
+            self._syncer, self._syncer_pid = Batcher(self._sync_wal), _pid
+        self._syncer.submit(None, None)
+
+    def _sync_wal(self, batch):
+        try:
+            _off_the_loop(_fdatasync, self.path + "-wal")
+            outcome = None
+        except OSError as exc:  # e.g. EIO: whatever is unsynced may be lost
+            outcome = StoreUnavailable(f"store unavailable: sync failed: {exc}")
+        for job in batch:
+            job.outcome = outcome
 
     def _execute(self, sql, params=(), describe=False):
         """Run one statement; return its rows (tuples), and with ``describe``
@@ -353,11 +387,24 @@ class SQLiteStore:
         return columns, rows
 
     def close(self):
+        if self._conn is not None and self._pid == _pid:
+            self.durable()  # a command's last writes, before it says they are done
         for conn, pid in ((self._conn, self._pid), (self._writer, self._writer_pid)):
             if conn is not None and pid == _pid:
                 conn.close()
         self._conn, self._pid = None, None
         self._writer, self._writer_pid = None, None
+
+
+def _fdatasync(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # no WAL yet: nothing was written
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _transaction(batch, conn):
