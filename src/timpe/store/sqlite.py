@@ -152,6 +152,7 @@ class SQLiteStore:
         self._lock = _allocate_lock()
         self._queue, self._queue_pid = None, None
         self._syncer, self._syncer_pid = None, None
+        self._sync_failed = None
 
     @classmethod
     def from_settings(cls, settings):
@@ -270,13 +271,19 @@ class SQLiteStore:
         self._syncer.submit(None, None)
 
     def _sync_wal(self, batch):
-        try:
-            _off_the_loop(_fdatasync, self.path + "-wal")
-            outcome = None
-        except OSError as exc:  # e.g. EIO: whatever is unsynced may be lost
-            outcome = StoreUnavailable(f"store unavailable: sync failed: {exc}")
+        if self._sync_failed is None:
+            try:
+                _off_the_loop(_fdatasync, self.path + "-wal")
+            except OSError as exc:
+                # After a failed fsync Linux may drop the unsynced pages and
+                # let the next fsync succeed: from here on nothing this
+                # process reports can be trusted to be on disk, so it
+                # reports nothing (503) until it is restarted.
+                log.error("sync of %s-wal failed, answering 503 until restarted: %s",
+                          self.path, exc)
+                self._sync_failed = f"store unavailable: sync failed: {exc}"
         for job in batch:
-            job.outcome = outcome
+            job.outcome = None if self._sync_failed is None else StoreUnavailable(self._sync_failed)
 
     def _execute(self, sql, params=(), describe=False):
         """Run one statement; return its rows (tuples), and with ``describe``
