@@ -2,6 +2,7 @@
 import threading
 import time
 
+from timpe.errors import StoreUnavailable
 from timpe.transactions.services import TransactionService
 from timpe.transactions.turns import Turns
 
@@ -52,3 +53,27 @@ def test_every_service_of_a_process_shares_its_turns_even_while_none_is_held(sto
     # An empty Turns is falsy (no user has a turn): it must still be shared.
     turns = Turns()
     assert TransactionService(store, turns=turns).turns is turns
+
+
+def test_a_turn_not_given_within_patience_is_a_503_and_leaves_nothing_behind():
+    turns, errors = Turns(), []
+
+    def impatient():
+        try:
+            with turns.taken("a", "b", patience=0.1):
+                errors.append(None)
+        except StoreUnavailable as exc:
+            errors.append(exc)
+
+    with turns.taken("b"):
+        started = time.monotonic()
+        waiter = threading.Thread(target=impatient)
+        waiter.start()
+        waiter.join(5)
+        waited = time.monotonic() - started
+        assert isinstance(errors[0], StoreUnavailable) and "user b" in errors[0].msg, errors
+        assert 0.1 <= waited < 2
+        assert turns.free("a")  # the turn it did get is back
+    assert len(turns) == 0
+    with turns.taken("a", "b", patience=0.1):  # and nothing is left held
+        pass

@@ -92,6 +92,11 @@ class TransactionService:
         self.users = users or UserService(store)
         self.turns = Turns() if turns is None else turns
         self.metrics = metrics
+        # A client waits for a turn no longer than for one store call (the
+        # store's timeout, where it has one): behind a transfer held up by a
+        # cluster that cannot serve, it hears 503 in seconds, not after
+        # every transfer queued ahead of it timed out in turn.
+        self.patience = getattr(store, "timeout", None)
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False, retry_key=None):
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
@@ -155,7 +160,7 @@ class TransactionService:
     def immediately(self, sender, recipient, amount, txn_id=None, retry_key=None):
         """Phase 1 with both legs claimed, then phase 2 at once, in the
         turns of both users. Return (transaction, replayed) as create does."""
-        with self.turns.taken(sender, recipient) as give_back:
+        with self.turns.taken(sender, recipient, patience=self.patience) as give_back:
             txn, replayed = self.create(sender, recipient, amount, txn_id=txn_id, claimed=True,
                                         retry_key=retry_key)
             # Completing also resumes a replayed transfer whose first node died.

@@ -12,6 +12,8 @@ insert-if-absent still decides every seq.
 import contextlib
 import threading
 
+from timpe.errors import StoreUnavailable
+
 
 class Turns:
     """Make it in the process that uses it, after gevent's patching: waiting
@@ -29,10 +31,12 @@ class Turns:
         return not any(uid in self._users for uid in user_ids)
 
     @contextlib.contextmanager
-    def taken(self, *user_ids):
+    def taken(self, *user_ids, patience=None):
         """Hold the turn of every user of ``user_ids`` (in one order for
         every caller, so two callers never wait for each other); yield a
-        function that gives one user's turn back early."""
+        function that gives one user's turn back early. Waiting longer than
+        ``patience`` seconds (if given) for a turn raises StoreUnavailable:
+        the one ahead is stuck on a store that cannot serve."""
         with self._lock:
             entries = {}
             for uid in sorted({u for u in user_ids if isinstance(u, str)}):
@@ -48,7 +52,9 @@ class Turns:
 
         try:
             for uid, entry in entries.items():
-                entry[0].acquire()
+                if not entry[0].acquire(timeout=-1 if patience is None else patience):
+                    raise StoreUnavailable(f"store unavailable: the transfer ahead of this one "
+                                           f"for user {uid} did not end within {patience:g} s")
                 held[uid] = entry[0]
             yield give_back
         finally:
