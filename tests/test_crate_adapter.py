@@ -3,6 +3,7 @@ the crate client's own exception types, the answers CrateDB gives for one
 row of a bulk request (as a live cluster gave them), and a real client that
 cannot connect (no CrateDB answers here, and none is imitated)."""
 import socket
+import time
 
 import orjson
 import pytest
@@ -46,10 +47,14 @@ def unreachable():
     lambda s: s.sql("SELECT 1"),
 ], ids=["insert", "get", "get_many", "cas", "update", "scan", "newest", "setup", "drop", "sql"])
 def test_unreachable_cluster_is_store_unavailable(unreachable, call):
+    assert unreachable.unavailable_at is None
+    before = time.monotonic()
     with pytest.raises(StoreUnavailable) as caught:
         call(unreachable)
     assert isinstance(caught.value.__cause__, crate_errors.ConnectionError)
     assert caught.value.status == 503
+    # what transfers waiting for a turn look at (TransactionService)
+    assert before <= unreachable.unavailable_at <= time.monotonic()
 
 
 # -- error mapping -------------------------------------------------------------------

@@ -55,25 +55,34 @@ def test_every_service_of_a_process_shares_its_turns_even_while_none_is_held(sto
     assert TransactionService(store, turns=turns).turns is turns
 
 
-def test_a_turn_not_given_within_patience_is_a_503_and_leaves_nothing_behind():
-    turns, errors = Turns(), []
+def test_a_waiter_gives_up_only_when_asked_to_and_leaves_nothing_behind():
+    turns, outcomes, asked = Turns(), [], []
+    failing = threading.Event()
 
     def impatient():
         try:
-            with turns.taken("a", "b", patience=0.1):
-                errors.append(None)
+            with turns.taken("a", "b", patience=0.05, give_up=lambda: asked.append(1) or
+                             failing.is_set()):
+                outcomes.append("turn")
         except StoreUnavailable as exc:
-            errors.append(exc)
+            outcomes.append(exc)
 
-    with turns.taken("b"):
-        started = time.monotonic()
+    with turns.taken("b"):  # a healthy store's queue: it keeps waiting
+        waiter = threading.Thread(target=impatient)
+        waiter.start()
+        time.sleep(0.3)
+        assert outcomes == [] and len(asked) >= 2
+    waiter.join(5)
+    assert outcomes == ["turn"]
+
+    outcomes.clear()
+    with turns.taken("b"):  # the store is failing: 503, with the turn it got given back
+        failing.set()
         waiter = threading.Thread(target=impatient)
         waiter.start()
         waiter.join(5)
-        waited = time.monotonic() - started
-        assert isinstance(errors[0], StoreUnavailable) and "user b" in errors[0].msg, errors
-        assert 0.1 <= waited < 2
-        assert turns.free("a")  # the turn it did get is back
+        assert isinstance(outcomes[0], StoreUnavailable) and "user b" in outcomes[0].msg, outcomes
+        assert turns.free("a")
     assert len(turns) == 0
-    with turns.taken("a", "b", patience=0.1):  # and nothing is left held
+    with turns.taken("a", "b", patience=0.05):  # nothing is left held
         pass

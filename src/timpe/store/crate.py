@@ -31,6 +31,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 from crate import client as crate_client
@@ -282,6 +283,9 @@ class CrateStore:
             raise ValueError("crate.hosts names no CrateDB node")
         self.schema = schema or None  # None: CrateDB's default schema, doc
         self.timeout = float(timeout)
+        # When a call last raised StoreUnavailable (time.monotonic()), or
+        # None: a transfer waiting for a turn gives up while it is recent.
+        self.unavailable_at = None
         self.fresh_scans = bool(fresh_scans)
         self.pool_size = int(pool_size)
         self.mappings_dir = mappings_dir
@@ -332,8 +336,12 @@ class CrateStore:
                 cursor.close()
         except crate_errors.Error as exc:
             mapped = unavailable(exc)
-            if mapped is not None:
-                raise mapped from exc
+            if mapped is None:
+                raise
+            self.unavailable_at = time.monotonic()
+            raise mapped from exc
+        except StoreUnavailable:  # could not connect
+            self.unavailable_at = time.monotonic()
             raise
 
     def _execute(self, sql, params=(), slow=False):

@@ -92,10 +92,11 @@ class TransactionService:
         self.users = users or UserService(store)
         self.turns = Turns() if turns is None else turns
         self.metrics = metrics
-        # A client waits for a turn no longer than for one store call (the
-        # store's timeout, where it has one): behind a transfer held up by a
-        # cluster that cannot serve, it hears 503 in seconds, not after
-        # every transfer queued ahead of it timed out in turn.
+        # Behind a transfer that a cluster unable to serve holds up, a client
+        # waits for its turn no longer than one store call may (the store's
+        # timeout, where it has one) and hears 503 in seconds, not after each
+        # transfer queued ahead of it timed out in turn. Behind a healthy
+        # store's queue it waits as long as that takes.
         self.patience = getattr(store, "timeout", None)
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False, retry_key=None):
@@ -160,11 +161,17 @@ class TransactionService:
     def immediately(self, sender, recipient, amount, txn_id=None, retry_key=None):
         """Phase 1 with both legs claimed, then phase 2 at once, in the
         turns of both users. Return (transaction, replayed) as create does."""
-        with self.turns.taken(sender, recipient, patience=self.patience) as give_back:
+        with self.turns.taken(sender, recipient, patience=self.patience,
+                              give_up=self._store_failing) as give_back:
             txn, replayed = self.create(sender, recipient, amount, txn_id=txn_id, claimed=True,
                                         retry_key=retry_key)
             # Completing also resumes a replayed transfer whose first node died.
             return self._run(txn, give_back), replayed
+
+    def _store_failing(self):
+        """Whether the store answered a call with StoreUnavailable lately."""
+        at = getattr(self.store, "unavailable_at", None)
+        return at is not None and time.monotonic() - at < 2 * self.patience
 
     def _run(self, txn, give_back):
         """Phase 2, giving each user's turn back once its leg is written."""

@@ -31,12 +31,13 @@ class Turns:
         return not any(uid in self._users for uid in user_ids)
 
     @contextlib.contextmanager
-    def taken(self, *user_ids, patience=None):
+    def taken(self, *user_ids, patience=None, give_up=None):
         """Hold the turn of every user of ``user_ids`` (in one order for
         every caller, so two callers never wait for each other); yield a
-        function that gives one user's turn back early. Waiting longer than
-        ``patience`` seconds (if given) for a turn raises StoreUnavailable:
-        the one ahead is stuck on a store that cannot serve."""
+        function that gives one user's turn back early. Every ``patience``
+        seconds (if given) a caller still waiting asks ``give_up()``; if it
+        says so (or there is none), it raises StoreUnavailable: the one
+        ahead is stuck on a store that cannot serve."""
         with self._lock:
             entries = {}
             for uid in sorted({u for u in user_ids if isinstance(u, str)}):
@@ -52,9 +53,11 @@ class Turns:
 
         try:
             for uid, entry in entries.items():
-                if not entry[0].acquire(timeout=-1 if patience is None else patience):
-                    raise StoreUnavailable(f"store unavailable: the transfer ahead of this one "
-                                           f"for user {uid} did not end within {patience:g} s")
+                while not entry[0].acquire(timeout=-1 if patience is None else patience):
+                    if give_up is None or give_up():
+                        raise StoreUnavailable(f"store unavailable: the transfer ahead of this "
+                                               f"one for user {uid} did not end within "
+                                               f"{patience:g} s")
                 held[uid] = entry[0]
             yield give_back
         finally:
