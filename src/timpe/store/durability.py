@@ -12,13 +12,13 @@ from timpe.web import failure
 
 
 def factory(handler, registry):
-    store = registry.getUtility(IStore)
+    durable = registry.getUtility(IStore).durable
 
     def tween(request):
         response = handler(request)
         if "store" in request.__dict__:  # request.store was made: it was used
             try:
-                store.durable()
+                durable()
             except StoreUnavailable as exc:  # the outcome is unknown: retry
                 return failure(request, exc.status, exc.msg)
         return response

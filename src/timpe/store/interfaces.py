@@ -26,6 +26,11 @@ class IStore(Interface):
         "How many calls of one process are worth having under way at once: "
         "1 where a call never waits on the network (SQLite), more where "
         "round trips overlap and share batches (CrateDB).")
+    timeout = Attribute(
+        "Seconds a call on the path of a request may take before it raises "
+        "StoreUnavailable, or None where no network bounds it (SQLite).")
+    unavailable_at = Attribute(
+        "When a call last raised StoreUnavailable (time.monotonic()), or None.")
 
     def insert(table, row):
         """Insert ``row`` unless its primary key exists (atomic, decided on

@@ -124,15 +124,17 @@ class SQLiteStore:
     name = "sqlite"
     # sqlite.synchronous: SQLite's own levels, and ANSWER (the default): each
     # commit as at NORMAL, and no answer leaves the node before a sync of the
-    # WAL has covered what it reports (see durable). Per level: the PRAGMA,
-    # whether a commit syncs, whether an answer does, and ``parallel``.
+    # WAL has covered what it reports (see durable). Each level's PRAGMA:
+    LEVELS = {"ANSWER": "NORMAL", "OFF": "OFF", "NORMAL": "NORMAL", "FULL": "FULL",
+              "EXTRA": "EXTRA"}
     # Where a commit syncs, it runs off the loop (see _store_batch), and
     # /process overlaps transfers so that their writes share a sync; where
     # it does not, calls never yield and overlap only costs switches
     # (drains of 4,000 queued transfers, docs/benchmarks.rst).
-    LEVELS = {"ANSWER": ("NORMAL", False, True, 1), "EXTRA": ("EXTRA", True, False, 32),
-              "FULL": ("FULL", True, False, 32), "NORMAL": ("NORMAL", False, False, 1),
-              "OFF": ("OFF", False, False, 1)}
+    PARALLEL_WHERE_COMMITS_SYNC = 32
+    # A call waits for SQLite's busy_timeout_ms, not for a network.
+    timeout = None
+    unavailable_at = None
 
     def __init__(self, path, synchronous="ANSWER", busy_timeout_ms=30000,
                  mappings_dir=None, checkpoint_every=CHECKPOINT_EVERY):
@@ -141,7 +143,10 @@ class SQLiteStore:
         if self.synchronous not in self.LEVELS:
             raise ValueError(f"bad sqlite.synchronous: {synchronous!r} "
                              f"(one of {', '.join(self.LEVELS)})")
-        self._pragma, self.syncs, self._syncs_answers, self.parallel = self.LEVELS[self.synchronous]
+        self._pragma = self.LEVELS[self.synchronous]
+        self.syncs = self._pragma in ("FULL", "EXTRA")  # each commit
+        self._syncs_answers = self.synchronous == "ANSWER"
+        self.parallel = self.PARALLEL_WHERE_COMMITS_SYNC if self.syncs else 1
         self.busy_timeout_ms = int(busy_timeout_ms)
         self.mappings_dir = mappings_dir
         self.checkpoint_every = int(checkpoint_every)
@@ -394,13 +399,15 @@ class SQLiteStore:
         return columns, rows
 
     def close(self):
-        if self._conn is not None and self._pid == _pid:
-            self.durable()  # a command's last writes, before it says they are done
-        for conn, pid in ((self._conn, self._pid), (self._writer, self._writer_pid)):
-            if conn is not None and pid == _pid:
-                conn.close()
-        self._conn, self._pid = None, None
-        self._writer, self._writer_pid = None, None
+        try:
+            if self._conn is not None and self._pid == _pid:
+                self.durable()  # a command's last writes, before it says they are done
+        finally:
+            for conn, pid in ((self._conn, self._pid), (self._writer, self._writer_pid)):
+                if conn is not None and pid == _pid:
+                    conn.close()
+            self._conn, self._pid = None, None
+            self._writer, self._writer_pid = None, None
 
 
 def _fdatasync(path):

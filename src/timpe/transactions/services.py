@@ -97,7 +97,7 @@ class TransactionService:
         # timeout, where it has one) and hears 503 in seconds, not after each
         # transfer queued ahead of it timed out in turn. Behind a healthy
         # store's queue it waits as long as that takes.
-        self.patience = getattr(store, "timeout", None)
+        self.patience = store.timeout
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False, retry_key=None):
         """Phase 1. Return (transaction, replayed): ``replayed`` is True when
@@ -170,7 +170,7 @@ class TransactionService:
 
     def _store_failing(self):
         """Whether the store answered a call with StoreUnavailable lately."""
-        at = getattr(self.store, "unavailable_at", None)
+        at = self.store.unavailable_at
         return at is not None and time.monotonic() - at < 2 * self.patience
 
     def _run(self, txn, give_back):
