@@ -12,12 +12,12 @@ from timpe.store.schema import TRANSACTIONS
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.recovery import Recovery
 from timpe.transactions.services import TransactionService
-from timpe.transactions.turns import Turns
+from timpe.transactions.appender import Appender
 from timpe.users.services import UserService
 
 
 def service(store):
-    return TransactionService(store, UserService(store), Turns())
+    return TransactionService(store, UserService(store), Appender(store))
 
 
 def recovery(store, **kwargs):
@@ -35,10 +35,9 @@ def stuck(store, sender, recipient, amount=100, debited=False, age_ms=60_000):
     legs claimed (``in progress``), maybe its debit written, and nothing
     after that; last moved ``age_ms`` ago."""
     txn, _ = TransactionService(store).create(sender, recipient, amount, claimed=True)
-    if debited:  # its debit row, as the protocol writes it at the claimed seq
-        ledger = Ledger(store)
-        previous = ledger.row(sender, txn["debit_seq"] - 1)
-        assert ledger.append(previous, txn["id"], "debit", -amount)["transaction_id"] == txn["id"]
+    if debited:  # its debit, carried as the protocol carries it
+        row, leg = Appender(store).append(sender, txn["id"], -amount, txn["debit_seq"])
+        assert (row["seq"], leg.kind) == (txn["debit_seq"], "debit")
     moved = now_ms() - age_ms
     store.update(TRANSACTIONS.name, (txn["id"],), {"timestamp": moved, "updated": moved})
     return txn["id"]

@@ -1,9 +1,10 @@
-"""GET /users/{id}/transactions: the account statement, paged by seq."""
+"""GET /users/{id}/transactions: the account statement, paged by position."""
 import pytest
 
 from tests.conftest import snapshot
 from tests.counting import Counting
 from timpe import main
+from timpe.ledger import MAX_LEGS
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
@@ -48,10 +49,11 @@ def test_pages_by_seq_show_each_entry_once_while_transfers_go_on(app, register):
         if before is None:
             break
     assert seen == [6, 5, 4, 3, 2, 1, 0]
-    assert [e["seq"] for e in statement(app, a, before=2)["data"]] == [1, 0]
+    # A cursor is a position: a row's seq times MAX_LEGS, plus a leg's place.
+    assert [e["seq"] for e in statement(app, a, before=2 * MAX_LEGS)["data"]] == [1, 0]
     assert statement(app, a, before=0) == {"status": "success", "data": [], "next": None}
     top = statement(app, a, before=10 ** 12, limit=2)  # past the head: from the head
-    assert [e["seq"] for e in top["data"]] == [9, 8] and top["next"] == 8
+    assert [e["seq"] for e in top["data"]] == [9, 8] and top["next"] == 8 * MAX_LEGS
 
 
 def test_a_transfer_shows_where_money_moved(store, db_path):
@@ -92,9 +94,10 @@ def test_a_page_costs_the_page_not_the_history(store, history):
     for _ in range(history):
         transfers.immediately(a, b, 1)
     counting = Counting(store)
-    page, next_ = Statements(UserService(counting)).page(a, before=history // 2, limit=5)
+    page, next_ = Statements(UserService(counting)).page(a, before=history // 2 * MAX_LEGS,
+                                                         limit=5)
     assert [e["seq"] for e in page] == list(range(history // 2 - 1, history // 2 - 6, -1))
-    assert next_ == (history // 2 - 5 or None)  # None: the page reached seq 0
+    assert next_ == ((history // 2 - 5) * MAX_LEGS or None)  # None: the page reached seq 0
     assert {name for name, _, _ in counting.calls} <= {"get", "get_many", "newest"}
     assert [c for c in counting.calls if c[0] == "newest"] == [("newest", "user_transactions", 1)]
     # Users row, head (one window), the page's rows, their transactions.

@@ -6,8 +6,13 @@ tables with scans: run it on a quiescent store (after /process).
 """
 from collections import defaultdict
 
+from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, legs as legs_of
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS, USERS
 from timpe.transactions.protocol import FAILED, FINISHED, TERMINAL
+
+#: What each kind of leg may move.
+SIGNS = {DEPOSIT: lambda a: a >= 0, DEBIT: lambda a: a < 0, CREDIT: lambda a: a > 0,
+         DECLINED: lambda a: a == 0}
 
 
 def audit(store, require_terminal=True):
@@ -19,7 +24,7 @@ def audit(store, require_terminal=True):
     for row in store.scan(USER_TRANSACTIONS.name, order_by=("user_id", "seq")):
         ledgers[row["user_id"]].append(row)
 
-    legs = defaultdict(list)  # transaction id -> its ledger rows
+    legs = defaultdict(list)  # transaction id -> its legs, as (user id, Leg)
     balance_total = 0
     for uid, user in users.items():
         rows = ledgers.pop(uid, [])
@@ -48,42 +53,58 @@ def _check_ledger(user, rows, legs, problems):
         return user["initial_balance"]  # row 0 not written yet: read repairs it
     balance = 0
     for expected_seq, row in enumerate(rows):
-        if row["seq"] != expected_seq:
-            problems.append(f"{uid}: ledger gap before seq {row['seq']}")
+        seq = row["seq"]
+        if seq != expected_seq:
+            problems.append(f"{uid}: ledger gap before seq {seq}")
             break
-        balance += row["amount"]
+        carried = legs_of(row)
+        if not carried or row["amount"] != sum(leg.amount for leg in carried):
+            problems.append(f"{uid}: seq {seq} amount is not the sum of its legs")
+        for leg in carried:
+            balance += leg.amount
+            if leg.balance != balance:
+                problems.append(f"{uid}: seq {seq} leg {leg.transaction_id} balance "
+                                f"{leg.balance} != {balance}")
+            if leg.balance < 0:
+                problems.append(f"{uid}: negative balance at seq {seq}")
+            if not SIGNS.get(leg.kind, lambda amount: False)(leg.amount):
+                problems.append(f"{uid}: seq {seq} leg {leg.transaction_id} is not a "
+                                f"{leg.kind}")
+            if seq == 0:
+                if leg.kind != DEPOSIT or leg.amount != user["initial_balance"]:
+                    problems.append(f"{uid}: row 0 is not the initial deposit")
+            else:
+                legs[leg.transaction_id].append((uid, leg))
         if row["balance"] != balance:
-            problems.append(f"{uid}: seq {row['seq']} balance {row['balance']} != {balance}")
-        if row["balance"] < 0:
-            problems.append(f"{uid}: negative balance at seq {row['seq']}")
-        if row["seq"] == 0:
-            if row["kind"] != "deposit" or row["amount"] != user["initial_balance"]:
-                problems.append(f"{uid}: row 0 is not the initial deposit")
-        else:
-            legs[row["transaction_id"]].append(row)
+            problems.append(f"{uid}: seq {seq} balance {row['balance']} != {balance}")
     return rows[-1]["balance"]
 
 
-def _check_legs(txn, rows, require_terminal, problems):
-    """Check a transaction against its ledger rows; return money in flight."""
+def _check_legs(txn, legs, require_terminal, problems):
+    """Check a transaction against its legs; return money in flight."""
     tid, state = txn["id"], txn["state"]
-    debits = [r for r in rows if r["kind"] == "debit"]
-    credits = [r for r in rows if r["kind"] == "credit"]
+    debits = [(u, leg) for u, leg in legs if leg.kind == DEBIT]
+    credits = [(u, leg) for u, leg in legs if leg.kind == CREDIT]
+    declined = [(u, leg) for u, leg in legs if leg.kind == DECLINED]
     if require_terminal and state not in TERMINAL:
         problems.append(f"{tid}: still {state!r}")
-    if len(debits) > 1 or len(credits) > 1 or len(rows) != len(debits) + len(credits):
+    if (len(debits) + len(declined) > 1 or len(credits) > 1
+            or len(legs) != len(debits) + len(credits) + len(declined)):
         problems.append(f"{tid}: applied more than once ({len(debits)} debits, "
-                        f"{len(credits)} credits)")
-    for row in debits:
-        if row["user_id"] != txn["sender"] or row["amount"] != -txn["amount"]:
-            problems.append(f"{tid}: debit row does not match the transaction")
-    for row in credits:
-        if row["user_id"] != txn["recipient"] or row["amount"] != txn["amount"]:
-            problems.append(f"{tid}: credit row does not match the transaction")
+                        f"{len(declined)} declined, {len(credits)} credits)")
+    for uid, leg in debits + declined:
+        if uid != txn["sender"] or leg.kind == DEBIT and leg.amount != -txn["amount"]:
+            problems.append(f"{tid}: debit leg does not match the transaction")
+    for uid, leg in credits:
+        if uid != txn["recipient"] or leg.amount != txn["amount"]:
+            problems.append(f"{tid}: credit leg does not match the transaction")
     if state == FINISHED and (len(debits), len(credits)) != (1, 1):
         problems.append(f"{tid}: finished without both legs")
-    if state == FAILED and rows:
+    if state == FAILED and (debits or credits):
         problems.append(f"{tid}: failed but moved money")
+    if declined and (credits or state not in (FAILED, *([] if require_terminal else
+                                                      [txn["state"]]))):
+        problems.append(f"{tid}: its debit was declined, but it is {state!r}")
     if credits and not debits:
         problems.append(f"{tid}: credited without a debit")
     return txn["amount"] if debits and not credits else 0

@@ -31,7 +31,9 @@ A row the process kept may predate a store destroyed and filled again
 under it (bin/crate_cleanup): the look-ahead asks for that row too, and
 when it is gone the user starts over from its users row.
 """
+import json
 import time
+from collections import namedtuple
 
 from timpe.errors import unknown_user
 from timpe.store.races import insert_or_read
@@ -46,8 +48,66 @@ WINDOW = 4
 MAX_WINDOW = 64
 
 
+#: One movement a ledger row carries: ``amount`` is signed (a debit is
+#: negative) and ``balance`` is the running balance just after it. A debit
+#: that did not fit is carried as DECLINED, with amount 0: the row it is in
+#: decides, for every process, that its transfer failed.
+Leg = namedtuple("Leg", "transaction_id kind amount balance")
+DEPOSIT, DEBIT, CREDIT, DECLINED = "deposit", "debit", "credit", "declined"
+#: The kind of a row that carries more than one leg.
+MANY = "legs"
+#: The most legs one row carries (statements number a row's legs below it).
+MAX_LEGS = 1000
+
+
 def now_ms():
     return int(time.time() * 1000)
+
+
+def legs(row):
+    """The legs ``row`` carries, in order (decoded once per row object)."""
+    found = row.get("_legs")
+    if found is None:
+        raw = row.get("legs")
+        if raw is None:  # a row of one leg, as the first rows of a ledger are
+            found = [Leg(row["transaction_id"], row["kind"], row["amount"], row["balance"])]
+        else:
+            found = [Leg(*leg) for leg in json.loads(raw)]
+        row["_legs"] = found
+    return found
+
+
+def leg_of(row, transaction_id):
+    """The leg of ``transaction_id`` that ``row`` carries, or None."""
+    index = row.get("_index")
+    if index is None:
+        index = row["_index"] = {leg.transaction_id: leg for leg in legs(row)}
+    return index.get(transaction_id)
+
+
+def next_row(previous, moves):
+    """The row after ``previous`` that carries ``moves`` ([(transaction id,
+    signed amount)], credits and debits): a debit that would take the running
+    balance below zero is carried DECLINED instead. Return (the row to
+    insert, its legs)."""
+    balance, carried = previous["balance"], []
+    # Credits first: each debit then meets the most the row can hold.
+    for txn_id, amount in sorted(moves, key=lambda move: move[1] < 0):
+        if balance + amount < 0:
+            carried.append(Leg(txn_id, DECLINED, 0, balance))
+            continue
+        balance += amount
+        carried.append(Leg(txn_id, DEBIT if amount < 0 else CREDIT, amount, balance))
+    one = carried[0] if len(carried) == 1 else None
+    row = {
+        "user_id": previous["user_id"], "seq": previous["seq"] + 1,
+        "transaction_id": one.transaction_id if one else None,
+        "kind": one.kind if one else MANY,
+        "amount": balance - previous["balance"], "balance": balance,
+        "timestamp": now_ms(),
+        "legs": json.dumps([list(leg) for leg in carried], separators=(",", ":")),
+    }
+    return row, carried
 
 
 class Ledger:
@@ -165,23 +225,6 @@ class Ledger:
             start, window = ahead, min(2 * window, MAX_WINDOW)
         return proven
 
-    def walk(self, row, transaction_id):
-        """From ``row`` on, the first row of ``transaction_id``, else the
-        newest row (proven like a head): the look-ahead by primary key, one
-        window a round trip."""
-        user_id, window = row["user_id"], WINDOW
-        while True:
-            keys = [(user_id, row["seq"] + i) for i in range(1, window + 1)]
-            found = {r["seq"]: r for r in self.store.get_many(USER_TRANSACTIONS.name, keys)}
-            for seq in range(row["seq"] + 1, row["seq"] + window + 1):
-                if seq not in found:
-                    self._saw(row)
-                    return row
-                row = found[seq]
-                if row["transaction_id"] == transaction_id:
-                    return row
-            window = min(2 * window, MAX_WINDOW)
-
     def _forget(self, user_id, user):
         """The kept newest row of ``user_id`` is gone from the store: start
         the user over from its users row as stored."""
@@ -221,27 +264,14 @@ class Ledger:
         """Write row 0, the registration's initial balance (idempotent)."""
         row = insert_or_read(self.store, USER_TRANSACTIONS.name, {
             "user_id": user["id"], "seq": 0, "transaction_id": None,
-            "kind": "deposit", "amount": user["initial_balance"],
+            "kind": DEPOSIT, "amount": user["initial_balance"],
             "balance": user["initial_balance"], "timestamp": user["timestamp"],
+            "legs": None,
         })[1]
         self._saw(row)
         return row
 
-    def append(self, previous, transaction_id, kind, amount):
-        """Write the row after ``previous``; return the row stored at that
-        seq: ours, or the one another writer won it with."""
-        row = {
-            "user_id": previous["user_id"], "seq": previous["seq"] + 1,
-            "transaction_id": transaction_id, "kind": kind, "amount": amount,
-            "balance": previous["balance"] + amount, "timestamp": now_ms(),
-        }
-        ours, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
-        self._saw(stored)  # either way a newer row
-        if ours:
-            self._advance_hint(row["user_id"], row["seq"])
-        return stored
-
-    def _advance_hint(self, user_id, seq):
+    def advance_hint(self, user_id, seq):
         """Move users.head_seq up to ``seq``; best effort, never backwards."""
         if seq % HINT_STRIDE:
             return

@@ -69,7 +69,8 @@ SCHEMAS = {
                      "state", "timestamp"],
         "properties": {
             "seq": {"type": "integer", "minimum": 0,
-                    "description": "the entry's place in the user's ledger, from 0"},
+                    "description": "the ledger row that carries the entry, from 0 (a row "
+                                   "may carry the entries of many transfers)"},
             "kind": {"enum": list(KINDS), "description":
                      "deposit (the initial balance, seq 0), debit or credit"},
             "amount": {"type": "number", "description": "signed: a debit is negative"},
@@ -269,7 +270,8 @@ PATHS = {
             "summary": "The user's account statement: ledger entries, newest first",
             "parameters": [
                 {"name": "before", "in": "query", "required": False, "schema": SEQ,
-                 "description": "only entries with a lower seq: the previous page's 'next'"},
+                 "description": "only entries placed below this position (a row's seq "
+                                "and its legs): the previous page's 'next'"},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
                             "default": DEFAULT_PAGE}},

@@ -1,5 +1,6 @@
--- The append-only ledger: one row per user per movement of money, written
--- once by insert-if-absent on (user_id, seq) and never updated.
+-- The append-only ledger: one row per user per batch of legs (movements of
+-- money), written once by insert-if-absent on (user_id, seq), never updated.
+-- legs: JSON, read by key only, so not indexed.
 --
 -- Key: row_key joins user_id and seq (the adapter fills it in, as a JSON
 -- array). CrateDB plans a look-up of many two-column keys in time that
@@ -22,6 +23,7 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     kind TEXT NOT NULL,
     amount BIGINT NOT NULL,
     balance BIGINT NOT NULL,
-    "timestamp" BIGINT NOT NULL
+    "timestamp" BIGINT NOT NULL,
+    legs TEXT INDEX OFF
 ) CLUSTERED INTO 3 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     amount INTEGER NOT NULL,
     balance INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
+    legs TEXT,
     version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (user_id, seq)
 ) WITHOUT ROWID;

@@ -8,6 +8,7 @@ from collections import Counter
 from timpe.ledger import HINT_STRIDE
 from timpe.store.interfaces import PRIMITIVES
 from timpe.store.sqlite import SQLiteStore
+from timpe.transactions.appender import Appender
 from timpe.transactions.services import TransactionService, transaction_id
 from timpe.users.known import KnownUsers
 from timpe.users.services import UserService
@@ -52,10 +53,11 @@ def count_transfers(path, transfers=HINT_STRIDE, warm=8, known=None):
         service = TransactionService(store, UserService(store, known))
         service.complete(service.create(a, b, 100)[0])
     counting = CountingStore(store)
+    appender = Appender(counting, known)  # one per process, as in a node
     phases = {"phase 1": Counter(), "phase 2": Counter()}
     for _ in range(transfers):
         # One per request, as in a node.
-        service = TransactionService(counting, UserService(counting, known))
+        service = TransactionService(counting, UserService(counting, known), appender)
         # The id as the view derives it for a request without id or key.
         txn = service.create(a, b, 100, txn_id=transaction_id(), claimed=True)[0]
         phases["phase 1"] += counting.take()

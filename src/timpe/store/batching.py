@@ -58,7 +58,7 @@ class Batcher:
 
     def __init__(self, run):
         self._run = run
-        self._let_others_run = _cooperative_yield()
+        self._let_others_run = cooperative_yield()
         self._queue = collections.deque()  # appends and pops need no lock
         self._leading = threading.Lock()   # held while a batch is under way
         self._done = threading.Condition()  # followers wait here for theirs
@@ -102,7 +102,7 @@ class Batcher:
                     job.outcome = StoreUnavailable("store unavailable: statement interrupted")
 
 
-def _cooperative_yield():
+def cooperative_yield():
     """gevent's sleep(0) where gevent has patched this process: the other
     greenlets run until they wait, some of them on a statement. Elsewhere
     none: a thread's sleep(0) is a system call that waits out the timer

@@ -21,14 +21,16 @@ TRANSACTIONS = Table(
     ),
 )
 
-# The append-only ledger: one row per user per movement of money, never
-# updated. (user_id, seq) is contiguous from 0; balance is the running sum.
+# The append-only ledger, never updated: (user_id, seq) is contiguous from
+# 0; balance is the running sum, amount what the row moved in all. A row
+# carries one leg or many (legs: JSON, see timpe.ledger.legs); a row with
+# no legs is the one leg transaction_id, kind, amount.
 USER_TRANSACTIONS = Table(
     "user_transactions",
     pk=("user_id", "seq"),
     columns=(
         "user_id", "seq", "transaction_id", "kind", "amount", "balance",
-        "timestamp",
+        "timestamp", "legs",
     ),
 )
 

@@ -2,7 +2,7 @@
 from timpe.store.interfaces import IStore
 from timpe.transactions.recovery import Recovery
 from timpe.transactions.services import TransactionService
-from timpe.transactions.turns import Turns
+from timpe.transactions.appender import Appender
 from timpe.users.services import UserService
 
 
@@ -13,12 +13,15 @@ def includeme(config):
     config.add_route("transactions_process", "/transactions/process")
     config.add_route("transaction", "/transactions/{id}")
     config.add_route("process", "/process")
-    turns = Turns()  # one per app, so one per worker process
+    store = config.registry.getUtility(IStore)
+    # One per app, so one per worker process: the legs its requests have
+    # waiting for a user share rows.
+    appender = Appender(store, config.registry.known_users)
     metrics = getattr(config.registry, "metrics", None)  # timpe.metrics, if included
-    config.add_request_attribute(lambda r: TransactionService(r.store, r.users, turns, metrics),
+    config.add_request_attribute(lambda r: TransactionService(r.store, r.users, appender, metrics),
                                  "transactions")
     config.registry.recovery = Recovery.from_settings(
-        config.get_settings(), config.registry.getUtility(IStore),
+        config.get_settings(), store,
         lambda store: TransactionService(store, UserService(store, config.registry.known_users),
-                                         turns, metrics))
+                                         appender, metrics))
     config.scan("timpe.transactions.views")

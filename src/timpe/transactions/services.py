@@ -13,10 +13,10 @@ from timpe.money import to_api
 from timpe.store.races import insert_or_read
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.interfaces import ITransactionService
+from timpe.transactions.appender import Appender
 from timpe.transactions.protocol import (
-    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claim_both,
+    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claims,
 )
-from timpe.transactions.turns import Turns
 from timpe.users.services import UserService
 
 #: Seconds after which a /process call starts no more transfers (it works
@@ -84,19 +84,19 @@ def fingerprint(sender, recipient, amount, retry_key=None):
 
 @implementer(ITransactionService)
 class TransactionService:
-    def __init__(self, store, users=None, turns=None, metrics=None):
+    def __init__(self, store, users=None, appender=None, metrics=None):
         """``users``: the request's UserService (its ledger is shared);
-        ``turns``: the process's Turns, if any; ``metrics``: the app's
-        (timpe.metrics.collect), if any."""
+        ``appender``: the process's (timpe.transactions.appender), if any;
+        ``metrics``: the app's (timpe.metrics.collect), if any."""
         self.store = store
         self.users = users or UserService(store)
-        self.turns = Turns() if turns is None else turns
+        self.appender = appender or Appender(store, self.users.known)
         self.metrics = metrics
-        # Behind a transfer that a cluster unable to serve holds up, a client
-        # waits for its turn no longer than one store call may (the store's
-        # timeout, where it has one) and hears 503 in seconds, not after each
-        # transfer queued ahead of it timed out in turn. Behind a healthy
-        # store's queue it waits as long as that takes.
+        # Behind legs that a cluster unable to serve holds up, a client
+        # waits for the user's next row no longer than one store call may
+        # (the store's timeout, where it has one) and hears 503 in seconds,
+        # not after each row queued ahead of it timed out in turn. Behind a
+        # healthy store's queue it waits as long as that takes.
         self.patience = store.timeout
 
     def create(self, sender, recipient, amount, txn_id=None, claimed=False, retry_key=None):
@@ -137,7 +137,7 @@ class TransactionService:
             "timestamp": now, "updated": now, "fingerprint": print_,
         }
         if claimed:
-            txn |= claim_both(head, heads[recipient])
+            txn |= claims(head, heads[recipient])
         inserted, stored = insert_or_read(self.store, TRANSACTIONS.name, txn)
         # A drawn id is ours alone: a row under it is our own insert, which
         # a client retried on another CrateDB node after a timeout reports
@@ -155,31 +155,31 @@ class TransactionService:
         return earlier
 
     def complete(self, txn):
-        with self.turns.taken(txn["sender"], txn["recipient"]) as give_back:
-            return self._run(txn, give_back)
+        return self._run(txn)
 
     def immediately(self, sender, recipient, amount, txn_id=None, retry_key=None):
-        """Phase 1 with both legs claimed, then phase 2 at once, in the
-        turns of both users. Return (transaction, replayed) as create does."""
-        with self.turns.taken(sender, recipient, patience=self.patience,
-                              give_up=self._store_failing) as give_back:
-            txn, replayed = self.create(sender, recipient, amount, txn_id=txn_id, claimed=True,
-                                        retry_key=retry_key)
-            # Completing also resumes a replayed transfer whose first node died.
-            return self._run(txn, give_back), replayed
+        """Phase 1 with both legs claimed, then phase 2 at once. Return
+        (transaction, replayed) as create does."""
+        txn, replayed = self.create(sender, recipient, amount, txn_id=txn_id, claimed=True,
+                                    retry_key=retry_key)
+        # Completing also resumes a replayed transfer whose first node died.
+        return self._run(txn, patience=self.patience), replayed
 
     def _store_failing(self):
         """Whether the store answered a call with StoreUnavailable lately."""
         at = self.store.unavailable_at
         return at is not None and time.monotonic() - at < 2 * self.patience
 
-    def _run(self, txn, give_back):
-        """Phase 2, giving each user's turn back once its leg is written."""
+    def _run(self, txn, patience=None):
+        """Phase 2; a client's request waits for the legs ahead of its own
+        with ``patience`` (see __init__)."""
+        processor = Processor(self.store, self.users.ledger, self.appender,
+                              self.metrics and self.metrics.transfer_ended,
+                              patience, self._store_failing)
         if self.metrics is None:
-            return Processor(self.store, self.users.ledger, give_back).run(txn)
+            return processor.run(txn)
         started = time.perf_counter()
-        txn = Processor(self.store, self.users.ledger, give_back,
-                        self.metrics.transfer_ended).run(txn)
+        txn = processor.run(txn)
         self.metrics.phase2(txn, time.perf_counter() - started)
         return txn
 
@@ -191,19 +191,16 @@ class TransactionService:
         # requests or the worker's heartbeat (SQLite calls never yield).
         # None is started after the time budget: a call answers long before
         # a client or HAProxy gives up on it, and says there is more.
-        # Transfers of users whose turns are free go first: the others
-        # would only wait for them.
         done = self.complete_all(pending, time.monotonic() + PROCESS_SECONDS)
         more = len(done) < len(pending) or (limit is not None and len(pending) == limit)
         return done, [t for t in done if t["state"] == FAILED], more
 
     def complete_all(self, txns, until):
         """Phase 2 for ``txns``, as many at once as the store's calls are
-        worth overlapping, those whose users' turns are free first; none
-        started once ``until`` (a time.monotonic() value, or a function
-        that says when) is due. Return the ones started, as they ended."""
-        return concurrently.each(self.complete, txns, self.store.parallel, until,
-                                 ready=lambda t: self.turns.free(t["sender"], t["recipient"]))
+        worth overlapping (the legs of one user share rows); none started
+        once ``until`` (a time.monotonic() value, or a function that says
+        when) is due. Return the ones started, as they ended."""
+        return concurrently.each(self.complete, txns, self.store.parallel, until)
 
     def find(self, txn_id):
         return self._get(txn_id)

@@ -9,14 +9,19 @@ the millionth, on every store.
 What a statement shows is what moved: a ledger row is written only when
 money moves, and never changes. A transfer still ``initial`` has no row
 yet; one whose debit is written and whose credit is not shows on the
-sender's statement (with the transfer's state, ``in progress`` or
-``committed``) and not yet on the recipient's. The newest entry's balance
+sender's statement (with the transfer's state, ``in progress``) and not
+yet on the recipient's. The newest entry's balance
 is the balance ``GET /users/{id}`` shows at that moment.
 
-Pages never shift: ``before`` is a seq, and rows are only ever appended
-above the newest, so paging down a statement while transfers go on shows
-each entry exactly once.
+A row carries one leg or many (timpe.ledger): each leg is one entry, with
+its own running balance; a debit carried as declined moved nothing and
+shows in no statement.
+
+Pages never shift: ``before`` is a position (a row's seq and a leg's place
+in it), and rows are only ever appended above the newest, so paging down a
+statement while transfers go on shows each entry exactly once.
 """
+from timpe.ledger import DECLINED, MAX_LEGS, legs
 from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
 
@@ -24,8 +29,14 @@ from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
 #: CrateDB, whose adapter sends up to 200 keys a request).
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-#: What a ledger row records (timpe.ledger, timpe.transactions.protocol).
+#: What a statement entry records (timpe.ledger, timpe.transactions.protocol).
 KINDS = ("deposit", "debit", "credit")
+
+
+def position(seq, leg):
+    """An entry's place in the user's ledger, which ``before`` names: a row's
+    legs are numbered within it, and a row carries at most MAX_LEGS."""
+    return seq * MAX_LEGS + leg
 
 
 class Statements:
@@ -36,33 +47,49 @@ class Statements:
 
     def page(self, uid, before=None, limit=DEFAULT_PAGE):
         """Return (entries newest first, the ``before`` of the next page or
-        None): the entries with seq below ``before`` (all: from the head),
-        at most ``limit``."""
+        None): the entries placed below ``before`` (all: from the head), at
+        most ``limit``."""
         user = self.users.get(uid)
         head = self.users.ledger.head(uid, user)
-        top = head["seq"] + 1 if before is None else min(before, head["seq"] + 1)
-        low = max(0, top - limit)
-        seqs = range(top - 1, low - 1, -1)
+        end = position(head["seq"] + 1, 0) if before is None else before
+        top = min(head["seq"], (end - 1) // MAX_LEGS) if end > 0 else -1
+        # A row carries one leg or more: the rows a page needs are at most
+        # ``limit``, and fewer when they carry many.
+        seqs = list(range(top, max(-1, top - limit), -1))
         rows = {r["seq"]: r for r in self.store.get_many(
             USER_TRANSACTIONS.name, [(uid, s) for s in seqs if s != head["seq"]])}
         rows[head["seq"]] = head
-        page = [rows[s] for s in seqs if s in rows]
-        ids = {r["transaction_id"] for r in page if r["transaction_id"] is not None}
+        shown = []
+        for seq in seqs:
+            if seq not in rows:
+                break
+            carried = legs(rows[seq])
+            for i in range(len(carried) - 1, -1, -1):
+                if position(seq, i) < end and carried[i].kind != DECLINED:
+                    shown.append((rows[seq], i, carried[i]))
+            if len(shown) >= limit:
+                break
+        page = shown[:limit]
+        ids = {leg.transaction_id for _, _, leg in page if leg.transaction_id is not None}
         txns = {t["id"]: t for t in self.store.get_many(
             TRANSACTIONS.name, [(i,) for i in ids])} if ids else {}
-        entries = [entry(r, txns.get(r["transaction_id"])) for r in page]
-        return entries, (low if low > 0 else None)
+        entries = [entry(row, leg, txns.get(leg.transaction_id)) for row, _, leg in page]
+        if len(page) == limit:
+            more = position(page[-1][0]["seq"], page[-1][1])
+        else:  # the rows read ran out first (declined legs show nothing)
+            more = position(seqs[-1], 0) if seqs else 0
+        return entries, (more or None)
 
 
-def entry(row, txn):
+def entry(row, leg, txn):
     """One statement entry: ``amount`` is signed (a debit is negative), so
     each entry's balance is the one below it plus its amount."""
     party = None
     if txn is not None:
-        party = txn["recipient"] if row["kind"] == "debit" else txn["sender"]
+        party = txn["recipient"] if leg.kind == "debit" else txn["sender"]
     return {
-        "seq": row["seq"], "kind": row["kind"], "amount": to_api(row["amount"]),
-        "balance": to_api(row["balance"]), "transaction_id": row["transaction_id"],
+        "seq": row["seq"], "kind": leg.kind, "amount": to_api(leg.amount),
+        "balance": to_api(leg.balance), "transaction_id": leg.transaction_id,
         "counterparty": party, "state": txn["state"] if txn is not None else None,
         "timestamp": row["timestamp"],
     }

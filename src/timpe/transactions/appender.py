@@ -1,0 +1,217 @@
+"""Appending legs: the legs one process has waiting for a user go in one row.
+
+A leg (a transfer's debit or credit) is carried by the first row of the
+user's ledger, from the seq its transaction claimed on, that carries it
+(timpe.transactions.protocol). The process's first caller for a user leads:
+it takes every leg then waiting for that user, looks for each in the rows
+from its claim to the head, and appends the rest as one row at the next
+seq with one insert-if-absent. The callers that arrive meanwhile wait, and
+the next leader takes them all. A row that loses its seq (the other node
+won it) is read, each leg is looked for in it too, and the rest go to the
+seq after it, as a whole.
+
+Why that is the protocol and not only a way to batch: a leg is appended
+at seq s only by a writer that saw every row from its claim to s - 1
+without it, and rows never change; so every writer that appends it does
+so at the same s, and only one wins s. A debit that would take the running
+balance below zero is carried as ``declined``: the row, which never
+changes, decides for every process that the transfer failed.
+
+The rows kept here are an optimisation, never a rule: any process finds
+the same rows by key. A head kept longer than ``FRESH`` seconds is proven
+again (timpe.ledger) before a row goes after it, so a store destroyed and
+filled again under the node is noticed.
+"""
+import collections
+import threading
+import time
+
+from timpe.errors import StoreUnavailable
+from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, leg_of, next_row
+from timpe.store.batching import cooperative_yield
+from timpe.store.races import insert_or_read
+from timpe.store.schema import USER_TRANSACTIONS
+from timpe.users.known import KnownUsers
+
+#: Rows of one user kept, the newest: where the legs of transfers under way
+#: are looked for (their claims are a few rows below the head).
+TAIL = 256
+#: Users whose rows are kept (the least recently used goes first).
+USERS = 10_000
+#: Seconds a kept head counts as the head without a look-up.
+FRESH = 1.0
+#: Keys a look-up for a leg's rows asks at once.
+LOOKUP = 200
+
+
+class Job:
+    """One leg waiting to be carried; its outcome: (row, leg) or an error."""
+
+    __slots__ = ("txn_id", "amount", "since", "checked", "outcome")
+
+    def __init__(self, txn_id, amount, since):
+        self.txn_id, self.amount, self.since = txn_id, amount, since
+        self.checked = since - 1  # rows up to this seq do not carry it
+        self.outcome = None
+
+
+class _User:
+    __slots__ = ("queue", "lock", "rows", "head", "proven_at")
+
+    def __init__(self):
+        self.queue = collections.deque()
+        self.lock = threading.Lock()
+        self.rows = {}  # seq -> row, the newest TAIL
+        self.head, self.proven_at = None, 0.0
+
+
+class Appender:
+    """One per process, made after gevent's patching (waiting then yields)."""
+
+    def __init__(self, store, known=None):
+        self.store = store
+        self.known = KnownUsers() if known is None else known
+        self._users = collections.OrderedDict()
+        self._done = threading.Condition()
+        self._let_others_run = cooperative_yield()
+
+    def append(self, user_id, txn_id, amount, since, patience=None, give_up=None):
+        """Carry the leg of ``txn_id`` (``amount`` signed: a debit is
+        negative) in the first row of ``user_id``'s ledger from seq ``since``
+        on that carries it, appending one where none does. Return (row, leg);
+        ``leg.kind`` is ``declined`` for a debit that did not fit.
+
+        A caller still waiting for the leader after ``patience`` seconds
+        asks ``give_up()`` and, if it says so, raises StoreUnavailable."""
+        user = self._user(user_id)
+        job = Job(txn_id, amount, since)
+        user.queue.append(job)
+        while job.outcome is None:
+            if user.lock.acquire(blocking=False):
+                try:
+                    if job.outcome is None:
+                        self._lead(user_id, user)
+                finally:
+                    user.lock.release()
+                    with self._done:
+                        self._done.notify_all()
+                continue
+            with self._done:
+                if job.outcome is None and user.lock.locked():
+                    if not self._done.wait(patience) and give_up is not None and give_up():
+                        if job.outcome is None and job in user.queue:
+                            user.queue.remove(job)
+                            raise StoreUnavailable(
+                                f"store unavailable: the legs ahead of this one for user "
+                                f"{user_id} were not written within {patience:g} s")
+        if isinstance(job.outcome, BaseException):
+            raise job.outcome
+        return job.outcome
+
+    def append_many(self, user_id, legs):
+        """Carry ``legs`` ([(transaction id, signed amount, since)]) of one
+        user as one leader would, at once, waiting for no one; return each
+        one's (row, leg)."""
+        user = self._user(user_id)
+        jobs = [Job(*leg) for leg in legs]
+        with user.lock:
+            self._carry(user_id, user, list(jobs))
+        return [job.outcome for job in jobs]
+
+    def _user(self, user_id):
+        users = self._users
+        user = users.get(user_id)
+        if user is None:
+            user = users[user_id] = _User()
+            if len(users) > USERS:
+                oldest, kept = next(iter(users.items()))
+                if not kept.queue and not kept.lock.locked():
+                    del users[oldest]
+        else:
+            users.move_to_end(user_id)
+        return user
+
+    def _lead(self, user_id, user):
+        if self._let_others_run is not None:
+            self._let_others_run()  # callers with a leg for this user queue it
+        jobs = [user.queue.popleft() for _ in range(len(user.queue))]
+        try:
+            self._carry(user_id, user, jobs)
+        except BaseException as exc:
+            for job in jobs:
+                if job.outcome is None:
+                    job.outcome = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for job in jobs:
+                if job.outcome is None:  # cut short (a gevent timeout)
+                    job.outcome = StoreUnavailable("store unavailable: leg interrupted")
+
+    def _carry(self, user_id, user, jobs):
+        head = self._head(user_id, user)
+        if any(job.since > head["seq"] + 1 for job in jobs):
+            head = self._head(user_id, user, proven=True)  # the other node wrote on
+        while True:
+            jobs = self._look(user_id, user, jobs, head)
+            if not jobs:
+                return
+            if any(job.since > head["seq"] + 1 for job in jobs):
+                raise LookupError(f"ledger of {user_id} lost rows: a claim is past "
+                                  f"its head {head['seq']}")
+            row, _ = next_row(head, [(job.txn_id, job.amount) for job in jobs[:MAX_LEGS]])
+            inserted, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
+            head = self._keep(user, stored)
+            if inserted and not stored["seq"] % HINT_STRIDE:
+                Ledger(self.store, self.known).advance_hint(user_id, stored["seq"])
+
+    def _look(self, user_id, user, jobs, head):
+        """Settle each job whose leg a row up to ``head`` carries; return the
+        others."""
+        rows = user.rows
+        missing = sorted({s for job in jobs for s in range(job.checked + 1, head["seq"] + 1)
+                          if s not in rows})
+        if missing:  # below the rows kept (a transfer resumed late)
+            rows = dict(rows)
+            for start in range(0, len(missing), LOOKUP):
+                keys = [(user_id, s) for s in missing[start:start + LOOKUP]]
+                rows.update((r["seq"], r) for r in self.store.get_many(USER_TRANSACTIONS.name, keys))
+            gone = [s for s in missing if s not in rows]
+            if gone:
+                raise LookupError(f"ledger of {user_id} lost row {gone[0]} below its head")
+        left = []
+        for job in jobs:
+            for seq in range(job.checked + 1, head["seq"] + 1):
+                leg = leg_of(rows[seq], job.txn_id)
+                if leg is not None:
+                    job.outcome = (rows[seq], leg)
+                    break
+            else:
+                job.checked = head["seq"]
+                left.append(job)
+        return left
+
+    def _head(self, user_id, user, proven=False):
+        """The kept head while fresh (unless ``proven`` is asked for), else
+        the head proven by key."""
+        if not proven and user.head is not None and time.monotonic() - user.proven_at < FRESH:
+            return user.head
+        head = Ledger(self.store, self.known).head(user_id)
+        kept = user.rows.get(head["seq"])
+        if (user.head is not None and head["seq"] < user.head["seq"]) or (
+                kept is not None and kept["timestamp"] != head["timestamp"]):
+            user.rows.clear()  # the store was destroyed and filled again
+            user.head = None
+        return self._keep(user, head)
+
+    def _keep(self, user, row):
+        """Keep ``row``, read or written just now; return the head kept."""
+        user.rows[row["seq"]] = row
+        if user.head is None or row["seq"] >= user.head["seq"]:
+            user.head, user.proven_at = row, time.monotonic()
+            self.known.keep_head(row)
+            low = row["seq"] - TAIL
+            if len(user.rows) > TAIL:
+                for seq in [s for s in user.rows if s <= low]:
+                    del user.rows[seq]
+        return user.head
