@@ -6,14 +6,13 @@ from collections import Counter
 
 from tests.e2e.api import join_all, nick, process_all, run_threads
 from timpe.audit import audit
+from timpe.ledger import legs
 
 
 def ledger_rows(running, txn_ids):
-    """How many ledger rows each transaction wrote."""
-    columns, rows = running.store(fresh=True).sql(
-        "SELECT transaction_id, count(*) FROM user_transactions "
-        "WHERE transaction_id IS NOT NULL GROUP BY transaction_id")
-    counts = dict(rows)
+    """How many legs (debits and credits) each transaction wrote."""
+    counts = Counter(leg.transaction_id for row in running.store(fresh=True).scan(
+        "user_transactions") for leg in legs(row) if leg.kind in ("debit", "credit"))
     return {t: counts.get(t, 0) for t in txn_ids}
 
 
