@@ -97,7 +97,7 @@ def test_mapping_ddl_parses(statement):
 
 def test_every_kind_of_statement_was_collected():
     kinds = {parse_one(s).type for s, _ in SENT}
-    assert kinds == {"INSERT", "SELECT", "UPDATE", "REFRESH", "CREATE", "DROP"}
+    assert kinds == {"INSERT", "SELECT", "UPDATE", "REFRESH", "CREATE", "DROP", "ALTER"}
     assert len({s for s, _ in SENT}) >= 10 * len(TABLES)
 
 

@@ -66,3 +66,22 @@ def test_a_failed_background_checkpoint_is_logged_not_raised(tmp_path, caplog):
         store._checkpoint_in_background()
     assert "checkpoint of" in caplog.text
     assert store._checkpointing is False  # the next one may run
+
+
+def test_setup_gives_a_ledger_of_an_earlier_version_its_legs_column(tmp_path):
+    path = tmp_path / "earlier.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE user_transactions (user_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+                 "transaction_id TEXT, kind TEXT NOT NULL, amount INTEGER NOT NULL, "
+                 "balance INTEGER NOT NULL, timestamp INTEGER NOT NULL, "
+                 "version INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (user_id, seq)) WITHOUT ROWID")
+    conn.execute("INSERT INTO user_transactions VALUES ('u', 0, NULL, 'deposit', 5, 5, 1, 1)")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    store.setup()
+    store.setup()  # again: nothing more to add
+    row = store.get("user_transactions", ("u", 0))
+    assert (row["legs"], row["balance"]) == (None, 5)
+    columns = [r[1] for r in store.sql("PRAGMA table_info(user_transactions)")[1]]
+    assert columns.count("legs") == 1

@@ -19,12 +19,23 @@ class Metrics:
         self.store_errors = LocalCounter(m.STORE_ERRORS)
         self._local = (self.requests, self.request_seconds, self.phase2_seconds, self.ended,
                        self.store_seconds, self.lost, self.store_errors)
+        self._store, self._sent = None, ({}, {})
 
     def flush(self):
         for local in self._local:
             local.flush()
+        if self._store is not None:  # what the store was sent since the last flush
+            sent = self._store.sent
+            for metric, counts, seen in ((m.STORE_REQUESTS, sent.requests, self._sent[0]),
+                                         (m.STORE_REQUEST_ROWS, sent.rows, self._sent[1])):
+                for kind, n in list(counts.items()):
+                    if n > seen.get(kind, 0):
+                        metric.labels(kind).inc(n - seen.get(kind, 0))
+                        seen[kind] = n
 
     def measured(self, store):
+        self._store = store
+        self._sent = (dict(store.sent.requests), dict(store.sent.rows))  # not this node's
         return MeasuredStore(store, self)
 
     def phase2(self, txn, seconds):

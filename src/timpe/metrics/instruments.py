@@ -44,6 +44,12 @@ STORE_SECONDS = Histogram(
 STORE_LOST = Counter(
     "timpe_store_lost_races", "Calls that lost a race: an insert-if-absent whose key was "
     "taken, a compare-and-set whose row had moved on", ["primitive"])
+STORE_REQUESTS = Counter(
+    "timpe_store_requests", "Requests this node sent the store, by kind (write, read, "
+    "search): on CrateDB the calls of many requests share one", ["kind"])
+STORE_REQUEST_ROWS = Counter(
+    "timpe_store_request_rows", "Rows written or keys looked up by those requests, by kind",
+    ["kind"])
 STORE_ERRORS = Counter(
     "timpe_store_unavailable", "Calls the store could not serve (answered 503)",
     ["primitive"])

@@ -43,6 +43,7 @@ from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
+from timpe.store.sent import Sent
 from timpe.store.schema import (
     check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
     where_clauses,
@@ -53,6 +54,8 @@ from timpe.store.schema import (
 VERSION_COLUMNS = ("_seq_no", "_primary_term")
 
 TABLES_SQL = "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
+COLUMNS_SQL = ("SELECT column_name FROM information_schema.columns "
+               "WHERE table_schema = ? AND table_name = ?")
 
 # Errors CrateDB reports when a node, shard or the cluster cannot serve a
 # request right now (or the tables are not set up yet): the request may be
@@ -279,6 +282,7 @@ class CrateStore:
     def __init__(self, hosts, schema=None, timeout=TIMEOUT, fresh_scans=False,
                  pool_size=64, mappings_dir=None):
         self.hosts = hosts.split() if isinstance(hosts, str) else list(hosts)
+        self.sent = Sent()
         if not self.hosts:
             raise ValueError("crate.hosts names no CrateDB node")
         self.schema = schema or None  # None: CrateDB's default schema, doc
@@ -344,8 +348,10 @@ class CrateStore:
             self.unavailable_at = time.monotonic()
             raise
 
-    def _execute(self, sql, params=(), slow=False):
+    def _execute(self, sql, params=(), slow=False, kind="search", rows=1):
         """Run one statement; return (column names, rows)."""
+        self.sent.add(kind, rows)
+
         def run(cursor):
             cursor.execute(sql, list(params))
             columns = [d[0] for d in cursor.description or ()]
@@ -356,6 +362,7 @@ class CrateStore:
     def _execute_bulk(self, sql, bulk):
         """Run one statement for each parameter list of ``bulk``, in one
         request; return each one's outcome (see row_outcome)."""
+        self.sent.add("write", len(bulk))
         return [row_outcome(r) for r in self._send(lambda c: c.executemany(sql, bulk) or ())]
 
     def _batched(self, kind, run, item):
@@ -399,7 +406,8 @@ class CrateStore:
             for start in range(0, len(wanted), BATCH_LIMIT):
                 keys = wanted[start:start + BATCH_LIMIT]
                 params = [v for key in keys for v in key_params(tbl, key)]
-                for row in decode(*self._execute(get_many_sql(tbl, len(keys)), params)):
+                for row in decode(*self._execute(get_many_sql(tbl, len(keys)), params,
+                                                 kind="read", rows=len(keys))):
                     found[key_of(tbl, row)] = row
         except Exception as exc:
             for job in batch:
@@ -465,7 +473,10 @@ class CrateStore:
 
     def setup(self):
         execute = functools.partial(self._execute, slow=True)
-        return mappings.create_tables(self.name, self.mappings_dir, execute, self._tables())
+        created = mappings.create_tables(self.name, self.mappings_dir, execute, self._tables())
+        mappings.add_columns(self.name, execute, lambda tbl: {
+            r[0] for r in execute(COLUMNS_SQL, [self.schema or "doc", table(tbl).name])[1]})
+        return created
 
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):

@@ -29,6 +29,9 @@ class IStore(Interface):
     timeout = Attribute(
         "Seconds a call on the path of a request may take before it raises "
         "StoreUnavailable, or None where no network bounds it (SQLite).")
+    sent = Attribute(
+        "What this process sent the store (timpe.store.sent.Sent): requests "
+        "and the rows or keys they carried, by kind.")
     unavailable_at = Attribute(
         "When a call last raised StoreUnavailable (time.monotonic()), or None.")
 

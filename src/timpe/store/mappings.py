@@ -35,3 +35,23 @@ def create_tables(adapter, directory, execute, existing):
 def tables(adapter, directory=None):
     """The table names ``adapter``'s DDL files define, in file order."""
     return list(dict(statements(adapter, directory)))
+
+
+#: Columns added to a table after its first release, with their type on
+#: each adapter: a store set up by an earlier version gains them at setup.
+ADDED = {("user_transactions", "legs"): {"sqlite": "TEXT", "crate": "TEXT INDEX OFF"}}
+
+
+def add_columns_sql(adapter, tbl, column):
+    return f"ALTER TABLE {tbl} ADD COLUMN {column} {ADDED[(tbl, column)][adapter]}"
+
+
+def add_columns(adapter, execute, columns):
+    """Add the columns of ADDED that a table lacks (``columns(table)``: the
+    names it has); return them as 'table.column'."""
+    added = []
+    for tbl, column in ADDED:
+        if column not in columns(tbl):
+            execute(add_columns_sql(adapter, tbl, column))
+            added.append(f"{tbl}.{column}")
+    return added

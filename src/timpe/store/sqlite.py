@@ -19,6 +19,7 @@ from timpe.errors import StoreUnavailable
 from timpe.store import mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
+from timpe.store.sent import Sent
 from timpe.store.schema import (
     check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
     where_clauses,
@@ -139,6 +140,7 @@ class SQLiteStore:
     def __init__(self, path, synchronous="ANSWER", busy_timeout_ms=30000,
                  mappings_dir=None, checkpoint_every=CHECKPOINT_EVERY):
         self.path = str(path)
+        self.sent = Sent()
         self.synchronous = synchronous.upper()
         if self.synchronous not in self.LEVELS:
             raise ValueError(f"bad sqlite.synchronous: {synchronous!r} "
@@ -229,6 +231,7 @@ class SQLiteStore:
             outcomes = [exc]
         for write, outcome in zip(batch, outcomes):
             write.outcome = outcome
+        self.sent.add("write", len(batch))
         self._wrote(len(batch))
 
     def _commit(self, batch):
@@ -293,6 +296,7 @@ class SQLiteStore:
     def _execute(self, sql, params=(), describe=False):
         """Run one statement; return its rows (tuples), and with ``describe``
         also its column names."""
+        self.sent.add("read", 1)
         def statement(conn):
             cur = conn.execute(sql, params)
             if describe:
@@ -388,7 +392,10 @@ class SQLiteStore:
     def setup(self):
         existing = {r[0] for r in self._execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return mappings.create_tables(self.name, self.mappings_dir, self._execute, existing)
+        created = mappings.create_tables(self.name, self.mappings_dir, self._execute, existing)
+        mappings.add_columns(self.name, self._execute, lambda tbl: {
+            r[1] for r in self._execute(f"PRAGMA table_info({table(tbl).name})")})
+        return created
 
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):
