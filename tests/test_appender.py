@@ -99,6 +99,19 @@ def test_both_nodes_batching_the_same_legs_carry_each_once(store):
     assert_sound(store)
 
 
+def test_a_transfer_two_requests_carry_at_once_goes_in_once(store):
+    """Two /process calls of one node (or one and a recovery pass) carry the
+    same transfer: the leader takes both legs, and writes one."""
+    ids = register(store, a=1000, b=0)
+    txn, other = claimed(store, ids["a"], ids["b"], [300, 200])
+    outcomes = Appender(store).append_many(ids["a"], debits([txn, other, txn]))
+    assert outcomes[0] == outcomes[2] and outcomes[0][1].balance == 700
+    assert [leg.transaction_id for leg in legs(outcomes[0][0])] == [txn["id"], other["id"]]
+    TransactionService(store).process()
+    assert UserService(store).find(ids["a"])["balance"] == 5
+    assert_sound(store)
+
+
 def _calls_of_a_batch(tmp_path):
     path = tmp_path / "count.sqlite"
     store = SQLiteStore(path)

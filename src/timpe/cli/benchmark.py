@@ -278,6 +278,39 @@ def measure(bench, ids, short, long_id, say):
     return not bad and processed >= phase1.ok()
 
 
+def contention(bench, config, node_urls, pids, say):
+    """--workloads: uniform, hot and zipf side by side (timpe.bench.workloads),
+    a drain of queued transfers, in one run; return whether every answer was 2xx."""
+    from timpe.bench import workloads
+    from timpe.cli import open_store
+
+    store = open_store(config)
+    try:
+        uniform = history.register(store, USERS)
+        started = time.perf_counter()
+        zipf = workloads.register_many(
+            store, [f"bench_z{i:05d}" for i in range(workloads.ZIPF_USERS)])
+        say(f"{len(zipf)} zipf users ready in {time.perf_counter() - started:.1f} s")
+    finally:
+        store.close()
+    users = {"uniform": uniform, "hot": uniform[:2], "zipf": zipf}
+    bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
+               * (bench.counts["probe"] // 4))
+    meter = workloads.Meter(node_urls, pids)
+    figures = workloads.run(bench, users, meter, say)
+    phase1 = bench.transfers("phase 1", "/transactions", bench.counts["phase1"], uniform)
+    processed, seconds, batches, kinds = bench.drain(phase1.ok())
+    say(f"POST /process?limit={BATCH}: drained {processed} queued transfers in {seconds:.2f} s "
+        f"= {processed / seconds:.0f} transfers/s ({batches} batches, {kinds})")
+    checks = workloads.verdicts(figures, bench.store)
+    if bench.store == "crate":
+        checks.append(("drained transfers/s", processed / seconds, ">=", 1000))
+    say(workloads.table(figures))
+    workloads.say_verdicts(checks, say)
+    return all(sum(n for k, n in f["kinds"].items() if k.startswith("http 2")) ==
+               sum(f["kinds"].values()) for f in figures.values()) and processed >= phase1.ok()
+
+
 def store_ceiling(config, say, seconds):
     """The store's own ceiling, from threads with its own client, measured
     after the transfers in the same run (timpe.bench.ceiling)."""
@@ -331,6 +364,11 @@ def parse_args(argv):
                         help="SQLite at synchronous ANSWER (the default), FULL and NORMAL: "
                              "a topology of its own each, in alternating rounds of immediate "
                              "transfers")
+    parser.add_argument("--workloads", action="store_true",
+                        help="the shapes of contention side by side: uniform, hot (the "
+                             "seed's pair) and zipf (10,000 users), with store requests, "
+                             "lost races and CPU per transfer by process "
+                             "(timpe.bench.workloads)")
     parser.add_argument("--ceiling-seconds", type=float, default=5,
                         help="seconds of each store ceiling figure (default 5)")
     parser.add_argument("--overhead", action="store_true",
@@ -376,14 +414,34 @@ def local_node_pids(host, port):
     return lambda: {name: topology.pid(name) for name in ("app", "app2")}
 
 
+def local_processes(store):
+    """() -> {program: pid} of this checkout's running topology (for CPU)."""
+    from timpe.paths import SUPERVISORD_CONF, VAR
+    from timpe.topology import crate
+    from timpe.topology.instance import Topology
+
+    topology = Topology(SUPERVISORD_CONF, VAR)
+    names = ["app", "app2", "haproxy"]
+    if store == "crate":
+        names += [n.name for n in crate.nodes(3)]
+    return lambda: {n: info["pid"] for n, info in topology.processes().items()
+                    if n in names and info["statename"] == "RUNNING"}
+
+
 def against_url(args, counts, say):
     host, port = args.address
     say(f"benchmark of the topology at {args.url} (store: {args.config}): counts {counts}, "
         f"concurrency {args.concurrency}")
-    ids, short, long_id = build_data(args.config, counts, say)
     bench = Bench(host, port, counts, args.concurrency, local_node_pids(host, port),
                   store=args.store)
-    clean = measure(bench, ids, short, long_id, say)
+    if args.workloads:
+        from timpe.cli.topology import PORTS
+        clean = contention(bench, args.config, [f"http://127.0.0.1:{p}" for p in
+                                                (PORTS.app, PORTS.app2)],
+                           local_processes(args.store), say)
+    else:
+        ids, short, long_id = build_data(args.config, counts, say)
+        clean = measure(bench, ids, short, long_id, say)
     store_ceiling(args.config, say, args.ceiling_seconds)
     return clean, audit_store(args.config, say, quiescent=False)
 
@@ -400,11 +458,17 @@ def on_own_topology(args, counts, say):
         say(f"topology up: haproxy :{running.ports.haproxy}, app :{running.ports.app}, "
             f"app2 :{running.ports.app2}"
             + "".join(f", {n.name} :{n.http}" for n in running.cluster))
-        ids, short, long_id = build_data(prepared.ini, counts, say)
         pids = lambda: {n: running.topology.pid(n) for n in ("app", "app2")}  # noqa: E731
         bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency, pids,
                       store=args.store)
-        clean = measure(bench, ids, short, long_id, say)
+        if args.workloads:
+            names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
+            clean = contention(bench, prepared.ini, [f"http://127.0.0.1:{p}" for p in
+                                                     (running.ports.app, running.ports.app2)],
+                               lambda: {n: running.topology.pid(n) for n in names}, say)
+        else:
+            ids, short, long_id = build_data(prepared.ini, counts, say)
+            clean = measure(bench, ids, short, long_id, say)
         store_ceiling(prepared.ini, say, args.ceiling_seconds)
         sound = audit_store(prepared.ini, say)
     if not args.keep:

@@ -159,7 +159,12 @@ class Appender:
             if any(job.since > head["seq"] + 1 for job in jobs):
                 raise LookupError(f"ledger of {user_id} lost rows: a claim is past "
                                   f"its head {head['seq']}")
-            row, _ = next_row(head, [(job.txn_id, job.amount) for job in jobs[:MAX_LEGS]])
+            # Two requests of this process may carry the same transfer (two
+            # /process calls, a recovery pass): its leg goes in once.
+            moves = {}
+            for job in jobs:
+                moves.setdefault(job.txn_id, job.amount)
+            row, _ = next_row(head, list(moves.items())[:MAX_LEGS])
             inserted, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
             head = self._keep(user, stored)
             if inserted and not stored["seq"] % HINT_STRIDE:

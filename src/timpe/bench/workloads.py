@@ -1,0 +1,193 @@
+"""bin/benchmark --workloads: the shapes of contention side by side.
+
+* ``uniform``: any two of the benchmark's 64 users;
+* ``hot``: the seed's pair, every transfer from one user to one other;
+* ``zipf``: 10,000 users, sender and recipient each drawn with a
+  probability that falls with their rank as 1 / rank ** 1.1 (a few
+  merchants paid by many, a long tail).
+
+Each runs immediate transfers through HAProxy at the same concurrency, in
+alternating rounds with GET /probe_status, and reports transfers/s, p50
+and p99, and per transfer: the store requests the app nodes sent and the
+races they lost (read from each node's /metrics before and after), the
+rows or keys per store request, and the CPU each process spent (app nodes,
+each CrateDB node, HAProxy from /proc; the load client from getrusage).
+Then one queued batch is drained by /process, and the store's own ceiling
+is measured in the same run (timpe.bench.ceiling).
+"""
+import bisect
+import itertools
+import json
+import random
+import resource
+import statistics
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from timpe.bench import load
+from timpe.bench.cpu import tree_cpu_seconds
+from timpe.users.services import UserService, user_id
+
+SHAPES = ("uniform", "hot", "zipf")
+ZIPF_USERS = 10_000
+ZIPF_EXPONENT = 1.1
+RICH = 10 ** 11
+
+
+class Zipf:
+    """Ranks 0..n-1 drawn with probability proportional to 1 / (rank + 1) ** s."""
+
+    def __init__(self, n, s, rnd):
+        weights = [1 / (k ** s) for k in range(1, n + 1)]
+        self.cumulative = list(itertools.accumulate(weights))
+        self.rnd = rnd
+
+    def draw(self):
+        return bisect.bisect(self.cumulative, self.rnd.random() * self.cumulative[-1])
+
+
+def pairs(shape, ids, count, rnd):
+    """``count`` (sender, recipient) of ``shape`` over ``ids``."""
+    if shape == "hot":
+        return [(ids[0], ids[1])] * count
+    if shape == "uniform":
+        return [tuple(rnd.sample(ids, 2)) for _ in range(count)]
+    zipf, out = Zipf(len(ids), ZIPF_EXPONENT, rnd), []
+    while len(out) < count:
+        a, b = zipf.draw(), zipf.draw()
+        if a != b:
+            out.append((ids[a], ids[b]))
+    return out
+
+
+def register_many(store, names, threads=16):
+    """Register ``names`` rich, in-process, many at once; skip existing ones."""
+    def one(name):
+        if store.get("users", (user_id(name),)) is None:
+            UserService(store).register(name, RICH)
+        return user_id(name)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, names))
+
+
+def scrape(url):
+    """{(name, labels): value} of the counters the workloads report."""
+    wanted = ("timpe_store_requests_total", "timpe_store_request_rows_total",
+              "timpe_store_lost_races_total")
+    found = {}
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith(wanted):
+                name, _, value = line.rpartition(" ")
+                found[name] = found.get(name, 0.0) + float(value)
+    return found
+
+
+class Meter:
+    """Counters of the nodes and CPU of the processes, before and after."""
+
+    def __init__(self, node_urls, pids):
+        self.node_urls, self.pids = node_urls, pids  # pids: () -> {name: pid}
+
+    def take(self):
+        time.sleep(1.5)  # the nodes flush their counters about once a second
+        counts = {}
+        for url in self.node_urls:
+            for name, value in scrape(url).items():
+                counts[name] = counts.get(name, 0.0) + value
+        cpu = {name: tree_cpu_seconds(pid) for name, pid in self.pids().items() if pid}
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu["client"] = usage.ru_utime + usage.ru_stime
+        return counts, cpu
+
+    @staticmethod
+    def per_transfer(before, after, transfers):
+        counts = {k: after[0].get(k, 0) - before[0].get(k, 0) for k in after[0]}
+        requests = sum(v for k, v in counts.items() if k.startswith("timpe_store_requests"))
+        rows = sum(v for k, v in counts.items() if k.startswith("timpe_store_request_rows"))
+        lost = sum(v for k, v in counts.items() if k.startswith("timpe_store_lost_races"))
+        cpu = {name: (after[1][name] - before[1].get(name, 0)) / transfers * 1000
+               for name in after[1]}
+        return {"requests": requests / transfers, "rows/request": rows / max(requests, 1),
+                "lost": lost / transfers, "cpu ms": cpu}
+
+
+def run(bench, users, meter, say, rounds=4):
+    """Each shape in ``rounds`` alternating with probes; return {shape: figures}."""
+    rnd = random.Random(7)
+    count = bench.counts["immediate"]
+    figures = {}
+    for shape in SHAPES:
+        ids = users[shape]
+        warm = pairs(shape, ids, max(1, count // 10), rnd)
+        bench.load(f"{shape} warm", [request(bench, *p) for p in warm])
+        runs, probes = [], []
+        before = meter.take()
+        for _ in range(rounds):
+            runs.append(bench.load(shape, [request(bench, *p)
+                                           for p in pairs(shape, ids, count // rounds, rnd)]))
+        after = meter.take()
+        for _ in range(rounds):
+            probes.append(bench.probe(bench.counts["probe"] // rounds))
+        merged = load.Result.merged(runs)
+        probe = load.Result.merged(probes)
+        figures[shape] = {"rate": merged.rate, "p50": merged.percentile(50) * 1000,
+                          "p99": merged.percentile(99) * 1000, "kinds": dict(merged.kinds),
+                          "probe": probe.rate,
+                          **Meter.per_transfer(before, after, merged.count)}
+        f = figures[shape]
+        say(f"{shape}: {f['rate']:.0f} transfers/s, p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, "
+            f"{f['requests']:.2f} store requests and {f['lost']:.3f} lost races per transfer, "
+            f"{f['rows/request']:.1f} rows per request, CPU per transfer "
+            + ", ".join(f"{n} {ms:.2f} ms" for n, ms in sorted(f["cpu ms"].items()))
+            + f" (sum {sum(f['cpu ms'].values()):.2f} ms); probe {f['probe']:.0f}/s; "
+            f"answers {dict(merged.kinds)}")
+    return figures
+
+
+def request(bench, sender, recipient):
+    body = json.dumps({"sender": sender, "recipient": recipient, "amount": 0.01}).encode()
+    return load.request_bytes("POST", "/transactions/immediately", bench.hostname, body)
+
+
+def table(figures):
+    """The figures as an RST table (docs/benchmarks.rst)."""
+    names = sorted({n for f in figures.values() for n in f["cpu ms"]})
+    head = ["shape", "transfers/s", "p50 ms", "p99 ms", "requests/transfer",
+            "rows/request", "lost races/transfer", *[f"CPU {n} ms" for n in names],
+            "CPU sum ms"]
+    rows = [[shape, f"{f['rate']:.0f}", f"{f['p50']:.1f}", f"{f['p99']:.1f}",
+             f"{f['requests']:.2f}", f"{f['rows/request']:.1f}", f"{f['lost']:.3f}",
+             *[f"{f['cpu ms'].get(n, 0):.2f}" for n in names],
+             f"{sum(f['cpu ms'].values()):.2f}"] for shape, f in figures.items()]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [head, *rows]:
+        lines.append("   * - " + row[0])
+        lines += [f"     - {cell}" for cell in row[1:]]
+    return "\n".join(lines)
+
+
+def verdicts(figures, store):
+    """The issue's targets, as (name, value, op, limit)."""
+    hot, uniform = figures["hot"]["rate"], figures["uniform"]["rate"]
+    checks = [("hot/uniform", hot / uniform, ">=", 0.9 if store == "crate" else 0.95)]
+    if store == "crate":
+        for shape in SHAPES:
+            checks.append((f"{shape} transfers/s", figures[shape]["rate"], ">=", 400))
+        checks.append(("hot p99 ms", figures["hot"]["p99"], "<=", 1000))
+        for shape in ("uniform", "zipf"):
+            checks.append((f"{shape} p99 ms", figures[shape]["p99"], "<=", 300))
+        checks.append(("hot CPU sum ms", sum(figures["hot"]["cpu ms"].values()), "<=", 5))
+    return checks
+
+
+def say_verdicts(checks, say):
+    for name, value, op, limit in checks:
+        met = value >= limit if op == ">=" else value <= limit
+        say(f"{name} = {value:.3f}  (target {op} {limit}: {'met' if met else 'MISSED'})")
+
+
+def median_ratio(figures):
+    return statistics.median(f["rate"] / f["probe"] for f in figures.values())
