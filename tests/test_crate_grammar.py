@@ -21,14 +21,14 @@ class Recording(CrateStore):
 
     def __init__(self):
         super().__init__("localhost:4200")
-        self.sent = []
+        self.recorded = []
 
-    def _execute(self, sql, params=(), slow=False):
-        self.sent.append((sql, list(params)))
+    def _execute(self, sql, params=(), slow=False, **counted):
+        self.recorded.append((sql, list(params)))
         return [], []
 
     def _execute_bulk(self, sql, bulk):
-        self.sent.extend((sql, list(params)) for params in bulk)
+        self.recorded.extend((sql, list(params)) for params in bulk)
         return [True] * len(bulk)
 
 
@@ -70,8 +70,9 @@ def adapter_statements():
     for tbl in TABLES.values():
         exercise(store, tbl)
     store.setup()
+    store.serving()
     store.drop()
-    return store.sent
+    return store.recorded
 
 
 SENT = adapter_statements()

@@ -533,3 +533,43 @@ def test_sql_returns_columns_and_rows(store):
     store.insert(USERS.name, user())
     columns, rows = store.sql("SELECT id, nickname FROM users WHERE id = ?", ("u1",))
     assert (columns, rows) == (["id", "nickname"], [("u1", "alice")])
+
+
+def test_a_row_of_many_legs_comes_back_as_written(store):
+    legs = '[["t1","credit",500,600],["t2","debit",-200,400],["t3","declined",0,400]]'
+    row = {**entry(seq=1, amount=300), "kind": "legs", "balance": 400, "legs": legs}
+    assert store.insert(USER_TRANSACTIONS.name, row)
+    assert without_version(store.get(USER_TRANSACTIONS.name, ("u1", 1))) == row
+    assert store.get(USER_TRANSACTIONS.name, ("u1", 1))["legs"] == legs
+
+
+# The ledger as an earlier version made it: no legs column.
+EARLIER_LEDGER = {
+    "sqlite": "CREATE TABLE user_transactions (user_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+              "transaction_id TEXT, kind TEXT NOT NULL, amount INTEGER NOT NULL, balance INTEGER "
+              "NOT NULL, timestamp INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 1, "
+              "PRIMARY KEY (user_id, seq)) WITHOUT ROWID",
+    "crate": "CREATE TABLE user_transactions (row_key TEXT PRIMARY KEY, user_id TEXT NOT NULL, "
+             "seq BIGINT NOT NULL, transaction_id TEXT, kind TEXT NOT NULL, amount BIGINT NOT "
+             "NULL, balance BIGINT NOT NULL, \"timestamp\" BIGINT NOT NULL) "
+             "WITH (column_policy = 'strict')",
+}
+
+
+def test_setup_gives_a_ledger_of_an_earlier_version_its_legs_column(store):
+    store.sql("DROP TABLE user_transactions")
+    store.sql(EARLIER_LEDGER[store.name])
+    assert store.setup() == []  # every table is there: it only gains the column
+    assert store.setup() == []
+    assert store.insert(USER_TRANSACTIONS.name, {**entry(), "legs": '[["t","credit",1,1]]'})
+    assert store.get(USER_TRANSACTIONS.name, ("u1", 0))["legs"] == '[["t","credit",1,1]]'
+
+
+def test_after_setup_the_store_serves_and_says_how(store):
+    deadline = time.monotonic() + 60  # a new table's shards start within seconds
+    ready, why = store.serving()
+    while not ready and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ready, why = store.serving()
+    assert ready, why
+    assert why == "a local file" if store.name == "sqlite" else why.startswith(("green", "yellow"))

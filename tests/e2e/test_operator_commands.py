@@ -19,6 +19,17 @@ def test_u2u_transactions(topology):
         assert "N(N+1)/2 = 820" in done.stdout
 
 
+def test_u2u_transactions_uniform_and_zipf(topology):
+    assert bin_("crate_testdata", "--config", str(topology.ini)).returncode == 0
+    for shape, flags in (("uniform", []), ("zipf", ["--users", "60"])):
+        done = bin_("u2u_transactions", "--url", topology.url, "-t", "60", "-c", "6", "-i",
+                    "--workload", shape, *flags)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "balances add up" in done.stdout
+        users = 4 if shape == "uniform" else 60
+        assert f"{shape} over {users} users: 0 balances differ" in done.stdout
+
+
 def test_crash_runs_the_seed_checks(topology):
     bin_("crate_testdata", "--config", str(topology.ini))
     # CrateDB's searches show what the last refresh made visible.

@@ -46,7 +46,7 @@ def _prepare_store(config, timeout):
     """Create the tables and load the test users; a starting cluster gets time."""
     from timpe.cli import db
 
-    created = prepare_store(config, timeout)
+    created = prepare_store(config, timeout, say=print)
     print(f"created tables: {', '.join(created)}" if created else "all tables exist")
     db.testdata(["--config", str(config)])
 

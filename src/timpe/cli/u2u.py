@@ -1,12 +1,18 @@
 """bin/u2u_transactions: concurrent transfers through HAProxy, then a check.
 
-Transfers the amounts 1..N from one user to another (elon_musk to
-nikola_tesla by default), so N transfers move N(N+1)/2 when all succeed.
-It reads no data it does not own and deletes nothing; run it on a topology
-no one else is moving these two users' money on, or the check cannot add up.
+``--workload hot`` (the default, the seed's load) transfers the amounts
+1..N from one user to another (elon_musk to nikola_tesla by default), so N
+transfers move N(N+1)/2 when all succeed. ``uniform`` sends 0.01 between
+any two of the seed's four test users, ``zipf`` between ZIPF_USERS users
+of its own (registered if missing), each drawn with a probability that
+falls with its rank as 1 / rank ** 1.1; both then check every user's
+balance against the transfers that finished.
+It deletes nothing; run it on a topology no one else is moving these
+users' money on, or the check cannot add up.
 """
 import argparse
 import queue
+import random
 import sys
 import threading
 import time
@@ -16,10 +22,15 @@ from decimal import Decimal
 import requests
 
 from timpe.bench.percentiles import percentile
+from timpe.bench.workloads import ZIPF_EXPONENT, Zipf
+from timpe.cli.db import TEST_USERS
 from timpe.users.services import user_id
 
 DEFAULT_URL = "http://localhost:9100"
 PROCESS_BATCH = 2000
+WORKLOADS = ("hot", "uniform", "zipf")
+ZIPF_USERS = 10_000
+ZIPF_BALANCE = 1000
 
 
 class Run:
@@ -29,20 +40,20 @@ class Run:
         self.lock = threading.Lock()
         self.latencies = []
         self.kinds = Counter()
-        self.acknowledged = {}       # transaction id -> amount (2xx answers)
-        self.unknown = []            # amounts whose outcome we cannot know
+        self.acknowledged = {}       # transaction id -> (sender, recipient, amount)
+        self.unknown = []            # (sender, recipient, amount) of unknown outcome
         self.done = 0
 
-    def record(self, amount, latency, kind, txn_id=None):
+    def record(self, item, latency, kind, txn_id=None):
         with self.lock:
             self.done += 1
             self.kinds[kind] += 1
             if latency is not None:
                 self.latencies.append(latency)
             if txn_id is not None:
-                self.acknowledged[txn_id] = amount
+                self.acknowledged[txn_id] = item
             elif not kind.startswith("http 4"):  # a 4xx recorded nothing
-                self.unknown.append(amount)
+                self.unknown.append(item)
 
 
 class Client:
@@ -92,19 +103,54 @@ def _pool(count, work, items):
     return threads
 
 
-def transfer(endpoint, sender, recipient, run):
-    def work(client, amount):
+def transfer(endpoint, run):
+    def work(client, item):
+        sender, recipient, amount = item
         payload = {"sender": sender, "recipient": recipient, "amount": amount}
         started = time.perf_counter()
         try:
             response, body = client.json("POST", endpoint, json=payload)
         except requests.RequestException as exc:
-            run.record(amount, None, type(exc).__name__)
+            run.record(item, None, type(exc).__name__)
             return
         latency = time.perf_counter() - started
         txn_id = (body.get("data") or {}).get("id") if response.ok else None
-        run.record(amount, latency, f"http {response.status_code}", txn_id)
+        run.record(item, latency, f"http {response.status_code}", txn_id)
     return work
+
+
+def workload_users(args, client):
+    """The users ``args.workload`` sends between, by id (nickname, id)."""
+    if args.workload == "uniform":
+        return [user_id(name) for name, _ in TEST_USERS]
+    names = [f"u2u_z{i:05d}" for i in range(args.users)]
+    registered = {u["id"] for u in balances(client)}
+    missing = [n for n in names if user_id(n) not in registered]
+
+    def work(client, name):
+        client.json("POST", "/users", json={"nickname": name, "balance": ZIPF_BALANCE})
+    work.client_factory = lambda: Client(args.url, args.timeout)
+    for thread in _pool(min(args.concurrency, 32), work, missing):
+        thread.join()
+    return [user_id(n) for n in names]
+
+
+def workload_items(args, ids):
+    rnd, total = random.Random(7), args.transactions
+    if args.workload == "uniform":
+        return [(*rnd.sample(ids, 2), Decimal("0.01")) for _ in range(total)]
+    zipf, items = Zipf(len(ids), ZIPF_EXPONENT, rnd), []
+    while len(items) < total:
+        a, b = zipf.draw(), zipf.draw()
+        if a != b:
+            items.append((ids[a], ids[b], Decimal("0.01")))
+    return items
+
+
+def balances(client):
+    response, body = client.json("GET", "/users")
+    response.raise_for_status()
+    return body["data"]
 
 
 def progress(run, total, stream=sys.stderr, width=40):
@@ -161,9 +207,15 @@ def parse_args(argv):
     parser.add_argument("--sender", default="elon_musk", help="nickname of the payer")
     parser.add_argument("--recipient", default="nikola_tesla", help="nickname of the payee")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("-w", "--workload", choices=WORKLOADS, default="hot",
+                        help="hot: --sender to --recipient, the seed's load (default); "
+                             "uniform: any two of the seed's four test users; zipf: "
+                             f"--users of its own, by rank ** -{ZIPF_EXPONENT}")
+    parser.add_argument("--users", type=int, default=ZIPF_USERS,
+                        help=f"zipf: how many users (default {ZIPF_USERS})")
     args = parser.parse_args(argv)
-    if args.transactions < 1 or args.concurrency < 1:
-        parser.error("-t and -c must be at least 1")
+    if args.transactions < 1 or args.concurrency < 1 or args.users < 2:
+        parser.error("-t and -c must be at least 1, --users at least 2")
     return args
 
 
@@ -171,6 +223,79 @@ def main(argv=None):
     args = parse_args(argv)
     make_client = lambda: Client(args.url, args.timeout)  # noqa: E731
     main_client = make_client()
+    if args.workload == "hot":
+        return hot(args, make_client, main_client)
+    try:
+        ids = workload_users(args, main_client)
+    except requests.RequestException as exc:
+        sys.exit(f"cannot reach the API at {args.url}: {exc}")
+    before = {u["id"]: Decimal(str(u["balance"])) for u in balances(main_client)}
+    run, elapsed, process_note, states = load(args, make_client, main_client,
+                                              workload_items(args, ids))
+    after = {u["id"]: Decimal(str(u["balance"])) for u in balances(main_client)}
+    expected = Counter()
+    for txn_id, (sender, recipient, amount) in run.acknowledged.items():
+        if states.get(txn_id) == "finished":
+            expected[sender] -= amount
+            expected[recipient] += amount
+    diff = {uid: after.get(uid, 0) - before.get(uid, 0) for uid in set(after) | set(before)}
+    unfinished = Counter(s for s in states.values() if s not in ("finished", "failed"))
+    wrong = [uid for uid in diff if diff[uid] != expected.get(uid, 0)]
+    # A transfer whose answer was lost may have moved money: then only the
+    # sum must hold.
+    adds_up = (sum(diff.values()) == 0 and not unfinished
+               and (not wrong or bool(run.unknown)) and min(after.values(), default=0) >= 0)
+    report(args, run, elapsed, process_note, states, main_client)
+    print(f"{args.workload} over {len(ids)} users: {len(wrong)} balances differ from the "
+          f"finished transfers" + (" (some answers were lost)" if run.unknown else ""))
+    print("balances add up" if adds_up else "BALANCES DO NOT ADD UP")
+    return 0 if adds_up else 1
+
+
+def load(args, make_client, main_client, items):
+    """Send ``items`` concurrently; process what needs it; return (run,
+    seconds, the /process note, {acknowledged id: state})."""
+    endpoint = "/transactions/immediately" if args.immediately else "/transactions"
+    total, run = len(items), Run()
+    work = transfer(endpoint, run)
+    work.client_factory = make_client
+    started = time.perf_counter()
+    threads = _pool(min(args.concurrency, total), work, items)
+    while any(t.is_alive() for t in threads):
+        progress(run, total)
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    progress(run, total)
+    print(file=sys.stderr)
+    process_note = ""
+    # Phase 2 for /transactions; with -i only when some answer was lost, to
+    # finish what such a request may have left half done.
+    if not args.immediately or run.unknown:
+        process_note = process_all(main_client)
+    states = states_of(make_client, list(run.acknowledged), min(args.concurrency, 16))
+    return run, elapsed, process_note, states
+
+
+def report(args, run, elapsed, process_note, states, main_client):
+    total = args.transactions
+    endpoint = "/transactions/immediately" if args.immediately else "/transactions"
+    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    reads = main_client.balance_reads
+    if reads:
+        print(f"average time to read a balance: {ms(sum(reads) / len(reads))} ({len(reads)} reads)")
+    print(f"{total} transfers to {endpoint} with {min(args.concurrency, total)} clients "
+          f"in {elapsed:.2f} s: {total / elapsed:.1f} requests/s")
+    print("answers: " + ", ".join(f"{k} x{v}" for k, v in sorted(run.kinds.items())))
+    if run.latencies:
+        print("latency: " + ", ".join(f"p{p} {ms(percentile(run.latencies, p))}" for p in (50, 95, 99)))
+    if process_note:
+        print(process_note)
+    print(f"acknowledged {len(run.acknowledged)}: "
+          + ", ".join(f"{s} x{n}" for s, n in sorted(Counter(states.values()).items())))
+
+
+def hot(args, make_client, main_client):
+    """The seed's load: the amounts 1..N from one user to one other."""
     sender, recipient = user_id(args.sender), user_id(args.recipient)
     try:
         before = {uid: main_client.balance(uid) for uid in (sender, recipient)}
@@ -181,28 +306,9 @@ def main(argv=None):
     if before[sender] < wanted:
         print(f"note: {args.sender} holds {before[sender]}, less than the {wanted} that "
               f"{total} transfers move; some will fail", file=sys.stderr)
-
-    endpoint = "/transactions/immediately" if args.immediately else "/transactions"
-    run = Run()
-    work = transfer(endpoint, sender, recipient, run)
-    work.client_factory = make_client
-    started = time.perf_counter()
-    threads = _pool(min(args.concurrency, total), work, range(1, total + 1))
-    while any(t.is_alive() for t in threads):
-        progress(run, total)
-        time.sleep(0.1)
-    elapsed = time.perf_counter() - started
-    progress(run, total)
-    print(file=sys.stderr)
-
-    process_note = ""
-    # Phase 2 for /transactions; with -i only when some answer was lost, to
-    # finish what such a request may have left half done.
-    if not args.immediately or run.unknown:
-        process_note = process_all(main_client)
-
-    states = states_of(make_client, list(run.acknowledged), min(args.concurrency, 16))
-    moved = sum(run.acknowledged[t] for t, s in states.items() if s == "finished")
+    items = [(sender, recipient, amount) for amount in range(1, total + 1)]
+    run, elapsed, process_note, states = load(args, make_client, main_client, items)
+    moved = sum(run.acknowledged[t][2] for t, s in states.items() if s == "finished")
     unfinished = Counter(s for s in states.values() if s not in ("finished", "failed"))
 
     after = {uid: main_client.balance(uid) for uid in (sender, recipient)}
@@ -210,28 +316,16 @@ def main(argv=None):
         for uid in (sender, recipient):
             main_client.balance(uid)
     diff = {uid: after[uid] - before[uid] for uid in after}
-    unknown_total = sum(run.unknown)
+    unknown_total = sum(item[2] for item in run.unknown)
     # Money moved for every finished transfer; a transfer whose answer was
     # lost (a connection error, a 5xx) may or may not have been recorded.
     extra = -diff[sender] - moved
     adds_up = (diff[sender] + diff[recipient] == 0 and 0 <= extra <= unknown_total
                and not unfinished)
-
-    reads = main_client.balance_reads
-    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
     print(f"initial balances: {args.sender} {before[sender]}, {args.recipient} {before[recipient]}")
     print(f"updated balances: {args.sender} {after[sender]} ({diff[sender]:+}), "
           f"{args.recipient} {after[recipient]} ({diff[recipient]:+})")
-    print(f"average time to read a balance: {ms(sum(reads) / len(reads))} ({len(reads)} reads)")
-    print(f"{total} transfers to {endpoint} with {min(args.concurrency, total)} clients "
-          f"in {elapsed:.2f} s: {total / elapsed:.1f} requests/s")
-    print("answers: " + ", ".join(f"{k} x{v}" for k, v in sorted(run.kinds.items())))
-    if run.latencies:
-        print("latency: " + ", ".join(f"p{p} {ms(percentile(run.latencies, p))}" for p in (50, 95, 99)))
-    if process_note:
-        print(process_note)
-    print(f"acknowledged {len(run.acknowledged)}: "
-          + ", ".join(f"{s} x{n}" for s, n in sorted(Counter(states.values()).items())))
+    report(args, run, elapsed, process_note, states, main_client)
     print(f"moved {moved} by finished transfers"
           + (f" (all {total} finished: N(N+1)/2 = {wanted})" if moved == wanted else ""))
     if run.unknown:

@@ -54,6 +54,8 @@ from timpe.store.schema import (
 VERSION_COLUMNS = ("_seq_no", "_primary_term")
 
 TABLES_SQL = "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
+HEALTH_SQL = ("SELECT table_name, health, missing_shards, underreplicated_shards "
+              "FROM sys.health WHERE table_schema = ?")
 COLUMNS_SQL = ("SELECT column_name FROM information_schema.columns "
                "WHERE table_schema = ? AND table_name = ?")
 
@@ -477,6 +479,27 @@ class CrateStore:
         mappings.add_columns(self.name, execute, lambda tbl: {
             r[0] for r in execute(COLUMNS_SQL, [self.schema or "doc", table(tbl).name])[1]})
         return created
+
+    def serving(self):
+        """(whether every table's primary shards are active, why not or what
+        is missing still): green, or yellow with the replicas not yet
+        allocated named."""
+        wanted = set(mappings.tables(self.name, self.mappings_dir))
+        rows = self._execute(HEALTH_SQL, [self.schema or "doc"], slow=True)[1]
+        health = {name: (state, missing, under) for name, state, missing, under in rows
+                  if name in wanted}
+        absent = sorted(wanted - set(health))
+        if absent:
+            return False, f"no health yet for {', '.join(absent)}"
+        red = {n: m for n, (state, m, _) in health.items() if state.upper() == "RED"}
+        if red:
+            return False, "primary shards not active: " + ", ".join(
+                f"{n} ({m} missing)" for n, m in sorted(red.items()))
+        yellow = {n: u for n, (state, _, u) in health.items() if state.upper() == "YELLOW"}
+        if yellow:
+            return True, "yellow: replicas not yet allocated or recovering: " + ", ".join(
+                f"{n} ({u} underreplicated)" for n, u in sorted(yellow.items()))
+        return True, "green"
 
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):

@@ -120,6 +120,11 @@ class IStore(Interface):
         Return the names of the tables it created.
         """
 
+    def serving():
+        """Return (ready, why): whether every table can serve reads and
+        writes now (a cluster's primary shards all active), and in words
+        what is missing still or how healthy it is."""
+
     def drop():
         """Drop every table and its data."""
 

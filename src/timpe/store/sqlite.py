@@ -397,6 +397,10 @@ class SQLiteStore:
             r[1] for r in self._execute(f"PRAGMA table_info({table(tbl).name})")})
         return created
 
+    def serving(self):
+        """A file is there to serve as soon as its tables are."""
+        return True, "a local file"
+
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):
             self._execute(f"DROP TABLE IF EXISTS {table(name).name}")

@@ -23,10 +23,12 @@ class TopologyError(RuntimeError):
     pass
 
 
-def prepare_store(config, timeout=0):
+def prepare_store(config, timeout=0, say=None):
     """Wait up to ``timeout`` s for the store of ``config`` to answer (a
-    cluster starting), then create its tables (idempotent); return the
-    names of the tables it created."""
+    cluster starting), create its tables (idempotent), and wait until they
+    can serve (a cluster's primary shards active: no request should meet a
+    shard that is not there); return the names of the tables it created.
+    ``say`` hears how healthy the store is then."""
     from timpe.cli import open_store
     from timpe.errors import StoreUnavailable
     from timpe.users import legacy
@@ -36,11 +38,17 @@ def prepare_store(config, timeout=0):
     try:
         while True:
             try:
-                return legacy.setup(store)[0]
+                created = legacy.setup(store)[0]
+                ready, why = store.serving()
+                if ready:
+                    if say is not None:
+                        say(f"store serving: {why}")
+                    return created
             except StoreUnavailable as exc:
-                if time.monotonic() > deadline:
-                    raise TopologyError(f"the store did not answer within {timeout}s: {exc}")
-                time.sleep(1)
+                why = str(exc)
+            if time.monotonic() > deadline:
+                raise TopologyError(f"the store could not serve within {timeout}s: {why}")
+            time.sleep(0.5)
     finally:
         store.close()
 
