@@ -72,12 +72,14 @@ def test_a_transfer_costs_fewer_round_trips(tmp_path):
     # Now a node that has not seen the users yet proves both heads (one
     # look-up) and finishes with a plain update; the hint moves every 64th.
     # Phase 2 appends each leg after the head its process keeps (proven
-    # once per user: a search and a look-up), with no look-up before.
-    assert per_transfer["phase 1"] == 5
+    # once per user: a search and a look-up), with no look-up before; and
+    # phase 1 claims from those heads while they are fresh: after the first
+    # transfer it reads the users rows and inserts, nothing else.
+    assert 2 <= per_transfer["phase 1"] <= 2 + 4 / n
     assert 3 + 2 / n <= per_transfer["phase 2"] <= 3 + 12 / n
     assert phases["phase 1"][("get_many", "users")] == n
-    assert phases["phase 1"][("newest", "user_transactions")] == 2 * n  # both heads
-    assert phases["phase 1"][("get_many", "user_transactions")] == n  # their proof
+    assert phases["phase 1"][("newest", "user_transactions")] <= 2  # the first transfer's
+    assert phases["phase 1"][("get_many", "user_transactions")] <= 1  # their proof
     assert phases["phase 1"][("get", "transactions")] == 0
     assert phases["phase 2"][("cas", "transactions")] == 0
     assert phases["phase 2"][("update", "transactions")] == n  # finished, only
@@ -89,11 +91,11 @@ def test_a_node_that_keeps_users_and_their_newest_rows_proves_both_heads_at_once
     n = HINT_STRIDE
     phases = count_transfers(tmp_path / "count.sqlite", transfers=n, known=KnownUsers())
     per_transfer = {p: sum(c.values()) / n for p, c in phases.items()}
-    assert per_transfer["phase 1"] == 2
+    assert 1 <= per_transfer["phase 1"] <= 1 + 1 / n  # the insert, after the first
     assert 3 + 2 / n <= per_transfer["phase 2"] <= 3 + 6 / n
     assert phases["phase 1"][("get_many", "users")] == 0
     assert phases["phase 1"][("newest", "user_transactions")] == 0
-    assert phases["phase 1"][("get_many", "user_transactions")] == n
+    assert phases["phase 1"][("get_many", "user_transactions")] <= 1
     assert phases["phase 2"][("newest", "user_transactions")] == 0  # heads kept
     assert phases["phase 2"][("insert", "user_transactions")] == 2 * n
     assert phases["phase 2"][("cas", "users")] == 2  # the hint, every 64th append of each

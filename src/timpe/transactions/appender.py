@@ -23,6 +23,7 @@ again (timpe.ledger) before a row goes after it, so a store destroyed and
 filled again under the node is noticed.
 """
 import collections
+import contextlib
 import threading
 import time
 
@@ -74,6 +75,24 @@ class Appender:
         self._users = collections.OrderedDict()
         self._done = threading.Condition()
         self._let_others_run = cooperative_yield()
+        self._driven = {}  # transaction id -> [its lock, callers]
+
+    @contextlib.contextmanager
+    def alone(self, txn_id):
+        """Hold ``txn_id`` against the other callers of this process: two
+        /process calls (or one and a recovery pass) that pick the same
+        transfer take it in turns, the second from where the first left it.
+        Side by side their writes of the same row would share one bulk
+        request, where CrateDB fails the second without saying it lost."""
+        entry = self._driven.setdefault(txn_id, [threading.Lock(), 0])
+        entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._driven[txn_id]
 
     def append(self, user_id, txn_id, amount, since, patience=None, give_up=None):
         """Carry the leg of ``txn_id`` (``amount`` signed: a debit is
@@ -107,6 +126,18 @@ class Appender:
         if isinstance(job.outcome, BaseException):
             raise job.outcome
         return job.outcome
+
+    def fresh_heads(self, *user_ids):
+        """{id: head} of ``user_ids`` while every one's kept head is fresh
+        (written or read within FRESH seconds), else None: a row that
+        exists, near the head, with no round trip."""
+        now, heads = time.monotonic(), {}
+        for uid in user_ids:
+            user = self._users.get(uid)
+            if user is None or user.head is None or now - user.proven_at >= FRESH:
+                return None
+            heads[uid] = user.head
+        return heads
 
     def append_many(self, user_id, legs):
         """Carry ``legs`` ([(transaction id, signed amount, since)]) of one

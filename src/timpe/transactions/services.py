@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import re
 import time
@@ -107,6 +108,15 @@ class TransactionService:
         ``claimed``: record it with both legs already claimed, for a caller
         that goes on to phase 2 at once.
         """
+        with self._alone(txn_id):
+            return self._create(sender, recipient, amount, txn_id, claimed, retry_key)
+
+    def _alone(self, txn_id):
+        """A chosen id, held against this process's other requests (retries
+        sent at once): a drawn one is this request's alone."""
+        return self.appender.alone(txn_id) if txn_id is not None else contextlib.nullcontext()
+
+    def _create(self, sender, recipient, amount, txn_id, claimed, retry_key):
         if sender == recipient:
             raise BadRequest("'sender' and 'recipient' must differ")
         # Only a caller-chosen id can come back as a retry to compare with.
@@ -121,8 +131,16 @@ class TransactionService:
         # get its credit.
         payer, payee = self.users.get_many(sender, recipient, kept=claimed)
         ledger = self.users.ledger
-        if claimed:  # both heads, proven, in one look-up: the claims start there
-            heads = ledger.heads({sender: payer, recipient: payee})
+        if claimed:
+            # The heads this process's appender wrote or read within the last
+            # moment, where it has both and the sender's covers the amount: a
+            # claim only says where a leg is looked for from, and a head
+            # that has moved on since costs the look a row or two. Else both
+            # heads, proven, in one look-up (and refusing for want of funds
+            # is decided on the proven head only).
+            heads = self.appender.fresh_heads(sender, recipient)
+            if heads is None or heads[sender]["balance"] < amount:
+                heads = ledger.heads({sender: payer, recipient: payee})
             head = heads[sender]
         else:
             head = ledger.covering(sender, amount, payer)
@@ -155,15 +173,19 @@ class TransactionService:
         return earlier
 
     def complete(self, txn):
-        return self._run(txn)
+        with self.appender.alone(txn["id"]):
+            return self._run(txn)
 
     def immediately(self, sender, recipient, amount, txn_id=None, retry_key=None):
         """Phase 1 with both legs claimed, then phase 2 at once. Return
         (transaction, replayed) as create does."""
-        txn, replayed = self.create(sender, recipient, amount, txn_id=txn_id, claimed=True,
-                                    retry_key=retry_key)
-        # Completing also resumes a replayed transfer whose first node died.
-        return self._run(txn, patience=self.patience), replayed
+        with self._alone(txn_id):
+            txn, replayed = self._create(sender, recipient, amount, txn_id, True, retry_key)
+            if txn_id is not None:
+                # Completing also resumes a replayed transfer whose first node died.
+                return self._run(txn, patience=self.patience), replayed
+        with self.appender.alone(txn["id"]):  # a recovery pass may meet it
+            return self._run(txn, patience=self.patience), replayed
 
     def _store_failing(self):
         """Whether the store answered a call with StoreUnavailable lately."""
