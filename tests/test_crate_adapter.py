@@ -14,7 +14,8 @@ from urllib3.response import HTTPResponse
 from timpe.errors import StoreUnavailable
 from timpe.store import store_from_settings
 from timpe.store.crate import (
-    CrateStore, crash_command, decode, row_outcome, unavailable, update_params, update_sql,
+    CrateStore, crash_command, decode, insert_sql, racing, row_outcome, unavailable,
+    update_params, update_sql,
 )
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
@@ -131,9 +132,21 @@ def test_any_other_bulk_row_error_is_a_bug():
     assert isinstance(row_outcome({"rowcount": -2}), crate_errors.ProgrammingError)
 
 
+def test_a_row_that_failed_unsaid_is_lost_only_where_the_caller_reads_it_again():
+    insert = insert_sql(USERS, tuple(USERS.columns))
+    cas = update_sql(USERS, ("nickname",), True)
+    update = update_sql(USERS, ("nickname",), False)
+    assert racing(insert) and racing(cas) and not racing(update)
+    assert row_outcome({"rowcount": -2}, unsaid_lost=True) is False
+    named = row_outcome({"rowcount": -2, "error": {"code": 4043, "message": "x"}},
+                        unsaid_lost=True)
+    assert isinstance(named, crate_errors.ProgrammingError)
+
+
 def test_each_caller_of_a_bulk_request_gets_its_own_rows_outcome():
     store = CrateStore("localhost:4200")
-    store._execute_bulk = lambda sql, bulk: [row_outcome(DUPLICATE), row_outcome({"rowcount": 1})]
+    store._execute_bulk = lambda sql, bulk, unsaid_lost: [row_outcome(DUPLICATE),
+                                                           row_outcome({"rowcount": 1})]
     from timpe.store.batching import Job
     batch = [Job("INSERT", ["a"]), Job("INSERT", ["b"])]
     store._write_batch(batch)

@@ -27,7 +27,7 @@ class Recording(CrateStore):
         self.recorded.append((sql, list(params)))
         return [], []
 
-    def _execute_bulk(self, sql, bulk):
+    def _execute_bulk(self, sql, bulk, unsaid_lost=False):
         self.recorded.extend((sql, list(params)) for params in bulk)
         return [True] * len(bulk)
 

@@ -378,7 +378,7 @@ if kind == "sqlite":
     store._store_batch = lambda batch: (sizes.append(len(batch)), run(batch))
 else:
     run = store._execute_bulk
-    store._execute_bulk = lambda sql, bulk: (sizes.append(len(bulk)), run(sql, bulk))[1]
+    store._execute_bulk = lambda sql, bulk, lost: (sizes.append(len(bulk)), run(sql, bulk, lost))[1]
 def inserts(g):
     won = []
     for seq in range(20):
