@@ -38,7 +38,8 @@ class InFlightStore:
     On CrateDB the winner of an insert-if-absent race may still be in
     flight when the loser reads the key: decided on the primary, not yet on
     the replica the get is served from. Here, after an insert loses, the
-    next ``misses`` gets of that key find no row, as such a get would; so do
+    next ``misses`` gets of that key (alone or among others) find no row, as
+    such a get would; so do
     the first gets of the keys in ``hidden`` ({(table, key): count}).
     """
 
@@ -64,3 +65,15 @@ class InFlightStore:
             self.hid += 1
             return None
         return self.store.get(table_name, key)
+
+    def get_many(self, table_name, keys):
+        """As many gets: a hidden key is left out, and counts as one miss."""
+        shown = []
+        for key in keys:
+            left = self._hidden.get((table_name, tuple(key)), 0)
+            if left:
+                self._hidden[(table_name, tuple(key))] = left - 1
+                self.hid += 1
+            else:
+                shown.append(tuple(key))
+        return self.store.get_many(table_name, shown) if shown else []

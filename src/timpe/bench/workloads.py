@@ -110,8 +110,14 @@ class Meter:
         lost = sum(v for k, v in counts.items() if k.startswith("timpe_store_lost_races"))
         cpu = {name: (after[1][name] - before[1].get(name, 0)) / transfers * 1000
                for name in after[1]}
+        kinds = {}  # requests and rows per transfer, by kind of request
+        for key, value in counts.items():
+            if key.startswith("timpe_store_request"):
+                kind = key.partition('kind="')[2].partition('"')[0]
+                what = "rows" if "rows" in key else "requests"
+                kinds.setdefault(kind, {"requests": 0, "rows": 0})[what] = value / transfers
         return {"requests": requests / transfers, "rows/request": rows / max(requests, 1),
-                "lost": lost / transfers, "cpu ms": cpu}
+                "lost": lost / transfers, "cpu ms": cpu, "by kind": kinds}
 
 
 def run(bench, users, meter, say, rounds=4):
@@ -143,7 +149,9 @@ def run(bench, users, meter, say, rounds=4):
             f"{f['rows/request']:.1f} rows per request, CPU per transfer "
             + ", ".join(f"{n} {ms:.2f} ms" for n, ms in sorted(f["cpu ms"].items()))
             + f" (sum {sum(f['cpu ms'].values()):.2f} ms); probe {f['probe']:.0f}/s; "
-            f"answers {dict(merged.kinds)}")
+            f"answers {dict(merged.kinds)}; per transfer by kind: "
+            + ", ".join(f"{k} {v['requests']:.2f} requests {v['rows']:.2f} rows"
+                        for k, v in sorted(f["by kind"].items())))
     return figures
 
 

@@ -43,6 +43,8 @@ USERS = 10_000
 FRESH = 1.0
 #: Keys a look-up for a leg's rows asks at once.
 LOOKUP = 200
+#: Seqs read after a row lost to the other node: it may have written more.
+LOOK_AHEAD = 4
 
 
 class Job:
@@ -196,10 +198,29 @@ class Appender:
             for job in jobs:
                 moves.setdefault(job.txn_id, job.amount)
             row, _ = next_row(head, list(moves.items())[:MAX_LEGS])
+            if self.store.insert(USER_TRANSACTIONS.name, row):
+                head = self._keep(user, row)
+                if not row["seq"] % HINT_STRIDE:
+                    Ledger(self.store, self.known).advance_hint(user_id, row["seq"])
+            else:
+                head = self._after_loss(user_id, user, row)
+
+    def _after_loss(self, user_id, user, row):
+        """The other node won ``row``'s seq: read that row and the ones after
+        it in one look-up (a user both nodes write to has often moved on
+        by more than one row); return the newest of them, the head to go
+        on from."""
+        seq = row["seq"]
+        found = {r["seq"]: r for r in self.store.get_many(
+            USER_TRANSACTIONS.name, [(user_id, seq + i) for i in range(LOOK_AHEAD)])}
+        if seq not in found:  # the winner is still in flight: as races reads it
             inserted, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
-            head = self._keep(user, stored)
-            if inserted and not stored["seq"] % HINT_STRIDE:
-                Ledger(self.store, self.known).advance_hint(user_id, stored["seq"])
+            return self._keep(user, stored)
+        head = None
+        while seq in found:
+            head = self._keep(user, found[seq])
+            seq += 1
+        return head
 
     def _look(self, user_id, user, jobs, head):
         """Settle each job whose leg a row up to ``head`` carries; return the
