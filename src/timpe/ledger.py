@@ -15,17 +15,19 @@ and proven by the first seq that is absent. Every store answers gets by
 primary key with each acknowledged write, so a proven head is the head but
 for writes still in flight, which the insert-if-absent after it catches.
 
-A user the process has not seen yet starts from a search: ``newest`` finds
-the highest row at or above ``users.head_seq`` (a hint that may lag but
-never leads, pushed forward every ``HINT_STRIDE`` appends). A search is
-eventually consistent (a CrateDB search sees what its last refresh made
-visible), so it may come back with an older row or none; then the hint's
-row and the look-ahead take over: a stale search costs round trips, never
-a wrong answer.
+A user the process has not seen yet starts from its users row's hint,
+``users.head_seq`` (it may lag but never leads, and is pushed forward every
+``HINT_STRIDE`` appends): the hint's row and the seqs after it are read in
+the proof's own look-up. Only where that row is missing (a registration cut
+between its two writes, a store destroyed under the node) does it start
+from a search: ``newest`` finds the highest row at or above the hint. A
+search is eventually consistent (a CrateDB search sees what its last
+refresh made visible), so it may come back with an older row or none; then
+the hint's row and the look-ahead take over: a stale search costs round
+trips, never a wrong answer.
 
-Where an insert-if-absent follows anyway, the proof is left out
-(:meth:`Ledger.recent`): a row claimed after a head that was not the newest
-turns out taken, and the claim is made again from a proven head.
+Rows carry one leg or many (:func:`legs`); the process's appender
+(timpe.transactions.appender) writes them.
 
 A row the process kept may predate a store destroyed and filled again
 under it (bin/crate_cleanup): the look-ahead asks for that row too, and
