@@ -9,6 +9,7 @@ from tests.spec import SpecTestApp
 from timpe import main
 from timpe.errors import InsufficientFunds, NotFound
 from timpe.ledger import HINT_STRIDE
+from timpe.transactions.appender import Appender
 from timpe.transactions.services import TransactionService
 from timpe.users.known import KnownUsers
 from timpe.users.services import UserService, user_id
@@ -19,12 +20,13 @@ class Node:
 
     def __init__(self, store):
         self.store, self.known = store, KnownUsers()
+        self.appender = Appender(store, self.known)
 
     def users(self):
         return UserService(self.store, self.known)
 
     def pay(self, sender, recipient, amount, immediately=True):
-        service = TransactionService(self.store, self.users())
+        service = TransactionService(self.store, self.users(), self.appender)
         txn = service.create(sender, recipient, amount, claimed=immediately)[0]
         return service.complete(txn)
 

@@ -50,7 +50,7 @@ WINDOW = 4
 MAX_WINDOW = 64
 #: Seqs looked ahead of a users row's hint in the first round trip: the
 #: hint moves every HINT_STRIDE appends, so it is about half that behind.
-HINT_WINDOW = 8
+HINT_WINDOW = 4
 
 
 #: One movement a ledger row carries: ``amount`` is signed (a debit is

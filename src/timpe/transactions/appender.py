@@ -44,7 +44,7 @@ FRESH = 1.0
 #: Keys a look-up for a leg's rows asks at once.
 LOOKUP = 200
 #: Seqs read after a row lost to the other node: it may have written more.
-LOOK_AHEAD = 4
+LOOK_AHEAD = 2
 
 
 class Job:
@@ -59,13 +59,14 @@ class Job:
 
 
 class _User:
-    __slots__ = ("queue", "lock", "rows", "head", "proven_at")
+    __slots__ = ("queue", "lock", "rows", "head", "proven_at", "generation")
 
     def __init__(self):
         self.queue = collections.deque()
         self.lock = threading.Lock()
         self.rows = {}  # seq -> row, the newest TAIL
         self.head, self.proven_at = None, 0.0
+        self.generation = 0  # KnownUsers.generation when these were kept
 
 
 class Appender:
@@ -135,10 +136,15 @@ class Appender:
         exists, near the head, with no round trip."""
         now, heads = time.monotonic(), {}
         for uid in user_ids:
-            user = self._users.get(uid)
-            if user is None or user.head is None or now - user.proven_at >= FRESH:
+            user, kept = self._users.get(uid), self.known.head(uid)
+            if user is not None:
+                self._current(uid, user)
+            if user is not None and user.head is not None and now - user.proven_at < FRESH:
+                heads[uid] = user.head
+            elif kept is not None and now - kept["_at"] < FRESH:
+                heads[uid] = kept
+            else:
                 return None
-            heads[uid] = user.head
         return heads
 
     def append_many(self, user_id, legs):
@@ -156,13 +162,23 @@ class Appender:
         user = users.get(user_id)
         if user is None:
             user = users[user_id] = _User()
+            user.generation = self.known.generation(user_id)
             if len(users) > USERS:
                 oldest, kept = next(iter(users.items()))
                 if not kept.queue and not kept.lock.locked():
                     del users[oldest]
         else:
             users.move_to_end(user_id)
+            self._current(user_id, user)
         return user
+
+    def _current(self, user_id, user):
+        """Drop the rows kept of a user the process has seen registered
+        again (a store destroyed and filled under it, timpe.users.known)."""
+        generation = self.known.generation(user_id)
+        if generation != user.generation:
+            user.rows.clear()
+            user.head, user.generation = None, generation
 
     def _lead(self, user_id, user):
         if self._let_others_run is not None:
@@ -251,8 +267,13 @@ class Appender:
     def _head(self, user_id, user, proven=False):
         """The kept head while fresh (unless ``proven`` is asked for), else
         the head proven by key."""
-        if not proven and user.head is not None and time.monotonic() - user.proven_at < FRESH:
+        now = time.monotonic()
+        if not proven and user.head is not None and now - user.proven_at < FRESH:
             return user.head
+        kept = self.known.head(user_id)  # proven by a request of this process a moment ago
+        if (not proven and kept is not None and now - kept["_at"] < FRESH
+                and (user.head is None or kept["seq"] > user.head["seq"])):
+            return self._keep(user, kept)
         head = Ledger(self.store, self.known).head(user_id)
         kept = user.rows.get(head["seq"])
         if (user.head is not None and head["seq"] < user.head["seq"]) or (

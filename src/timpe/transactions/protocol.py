@@ -97,10 +97,15 @@ class Processor:
         return self._end(txn, FINISHED)
 
     def _claim(self, txn):
-        """Claim both legs from the proven heads, in one look-up; or fail
-        the transfer for want of funds, decided on the proven head (no leg
-        of an ``initial`` transfer can have been written)."""
-        heads = self.ledger.heads({txn["sender"]: None, txn["recipient"]: None})
+        """Claim both legs from the heads; or fail the transfer for want of
+        funds, decided on the proven head (no leg of an ``initial`` transfer
+        can have been written)."""
+        # Heads this process saw a moment ago will do where the sender's
+        # covers the amount (a claim only says where a leg is looked for
+        # from); refusing is decided on proven heads only.
+        heads = self.appender.fresh_heads(txn["sender"], txn["recipient"])
+        if heads is None or heads[txn["sender"]]["balance"] < txn["amount"]:
+            heads = self.ledger.heads({txn["sender"]: None, txn["recipient"]: None})
         head = heads[txn["sender"]]
         if head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)

@@ -125,11 +125,11 @@ class TransactionService:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
                 return self._replay(earlier, print_), True
-        # Kept users rows only when both ledgers are read below: that proves
-        # both users still stored. A queued transfer reads the rows instead,
-        # or one recorded for a user gone from a destroyed store could never
-        # get its credit.
-        payer, payee = self.users.get_many(sender, recipient, kept=claimed)
+        # The users rows as stored, not as kept: a user gone from a store
+        # destroyed under the node is unknown, and one registered again in
+        # its place makes the process drop the rows it kept of the old one
+        # (timpe.users.known), whose heads phase 1 would otherwise claim from.
+        payer, payee = self.users.get_many(sender, recipient, kept=False)
         ledger = self.users.ledger
         if claimed:
             # The heads this process's appender wrote or read within the last

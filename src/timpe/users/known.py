@@ -4,23 +4,22 @@ seen of each, kept across requests.
 A users row may be kept because of what it is: a registered user is never
 removed (no request deletes one), and the one field that changes is
 ``head_seq``, a hint that may lag (timpe.ledger). A kept row whose hint
-lags costs nothing on SQLite (the search is one index seek either way) and
-a longer search range on CrateDB; its stale version token makes the hint's
+lags costs a wider look-ahead; its stale version token makes the hint's
 compare-and-set fail once, after which the ledger reads the row again and
 keeps that. A store destroyed under running nodes (bin/crate_cleanup) is
-caught by the ledger too: a hint whose ledger row is gone makes it read the
-users row again.
-
-Saves an immediate transfer's phase 1 its read of both users rows (its
-reads of both ledgers prove both users still stored; a queued transfer
-reads the rows): about 5 % more transfers per probe through HAProxy,
-measured (docs/benchmarks.rst).
+caught: a transfer's phase 1 reads both users rows as stored, and a user
+registered again (another registration time) makes the process drop all
+it kept of the old one (``generation``), its appender's rows included; a
+hint whose ledger row is gone makes the ledger read the users row again.
 
 A ledger row may be kept for the same reason: it never changes. The newest
 one seen of a user is where the next head is looked for (timpe.ledger);
 it is marked ``_kept``, so that the ledger asks the store whether it is
-still there before it counts on it.
+still there before it counts on it, and ``_at``, when it was seen (the
+process's appender takes one seen a moment ago as the head).
 """
+
+import time
 
 #: At most this many rows are kept (the oldest kept goes first): about
 #: 6 MB at this size.
@@ -32,6 +31,7 @@ class KnownUsers:
         self.size = size
         self._rows = {}
         self._heads = {}
+        self._generations = {}  # id -> how often what was kept of it was dropped
 
     def __len__(self):
         return len(self._rows)
@@ -50,6 +50,10 @@ class KnownUsers:
 
     def keep(self, row):
         rows = self._rows
+        kept = rows.get(row["id"])
+        if kept is not None and kept.get("timestamp") != row.get("timestamp"):
+            # Registered again: the store was destroyed and filled under us.
+            self.forget(row["id"])
         if row["id"] not in rows and len(rows) >= self.size:
             del rows[next(iter(rows))]
         rows[row["id"]] = row
@@ -65,9 +69,15 @@ class KnownUsers:
             return
         if kept is None and len(heads) >= self.size:
             del heads[next(iter(heads))]
-        heads[uid] = {**row, "_kept": True}
+        heads[uid] = {**row, "_kept": True, "_at": time.monotonic()}
 
     def forget(self, uid):
         """Drop what is kept of ``uid``: the store no longer has it."""
         self._rows.pop(uid, None)
         self._heads.pop(uid, None)
+        self._generations[uid] = self._generations.get(uid, 0) + 1
+
+    def generation(self, uid):
+        """How often what was kept of ``uid`` was dropped: what others keep
+        of it (an appender's rows) is stale once this moved on."""
+        return self._generations.get(uid, 0)
