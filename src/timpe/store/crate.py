@@ -290,7 +290,11 @@ def key_of(tbl, row):
 @implementer(IStore)
 class CrateStore:
     name = "crate"
-    parallel = 32
+    # /process and recovery passes: transfers worked on at once. Their
+    # statements share bulk requests and their legs share rows, so more at
+    # once costs the cluster fewer requests per transfer (32: a drain of
+    # 243-261/s; docs/benchmarks.rst).
+    parallel = 128
 
     def __init__(self, hosts, schema=None, timeout=TIMEOUT, fresh_scans=False,
                  pool_size=64, mappings_dir=None):
