@@ -3,11 +3,14 @@ once, whatever crashes, races or lost seqs meet it."""
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from tests.conftest import assert_sound
 from tests.faults import Crash, FaultyStore
+from timpe.errors import StoreUnavailable
 from timpe.ledger import legs
 from timpe.store.schema import TRANSACTIONS
 from timpe.store.sqlite import SQLiteStore
@@ -206,3 +209,42 @@ if __name__ == "__main__":
     from gevent import monkey
     monkey.patch_all()
     _hot_worker(sys.argv[1], sys.argv[2:4], int(sys.argv[4]))
+
+
+class Held:
+    """A store whose ledger inserts wait until released: a leader stuck on a
+    store that cannot serve."""
+
+    def __init__(self, store):
+        self.store, self.release = store, threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def insert(self, table_name, row):
+        if table_name == "user_transactions":
+            self.release.wait(10)
+        return self.store.insert(table_name, row)
+
+
+def test_a_leg_waiting_behind_a_stuck_leader_gives_up_only_when_asked(store):
+    ids = register(store, a=1000, b=0)
+    first, second = claimed(store, ids["a"], ids["b"], [100, 200])
+    held = Held(store)
+    appender = Appender(held)
+    leader = threading.Thread(target=appender.append, args=(ids["a"], first["id"], -100,
+                                                            first["debit_seq"]))
+    leader.start()
+    time.sleep(0.2)  # the leader waits in its insert
+    asked = []
+    with pytest.raises(StoreUnavailable, match="not written within 0.05 s"):
+        appender.append(ids["a"], second["id"], -200, second["debit_seq"], patience=0.05,
+                        give_up=lambda: asked.append(1) or len(asked) >= 3)
+    assert len(asked) == 3  # it asked at each patience, and gave up when told
+    held.release.set()
+    leader.join(10)
+    row = store.get("user_transactions", (ids["a"], 1))
+    assert [leg.transaction_id for leg in legs(row)] == [first["id"]]  # not the one given up
+    TransactionService(store).process()
+    assert states(store, [first, second]) == ["finished", "finished"]
+    assert_sound(store)
