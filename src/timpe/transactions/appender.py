@@ -59,7 +59,7 @@ class Job:
 
 
 class _User:
-    __slots__ = ("queue", "lock", "rows", "head", "proven_at", "generation")
+    __slots__ = ("queue", "lock", "rows", "head", "proven_at", "generation", "lost_at")
 
     def __init__(self):
         self.queue = collections.deque()
@@ -67,6 +67,7 @@ class _User:
         self.rows = {}  # seq -> row, the newest TAIL
         self.head, self.proven_at = None, 0.0
         self.generation = 0  # KnownUsers.generation when these were kept
+        self.lost_at = -FRESH  # when a row of this user last lost its seq
 
 
 class Appender:
@@ -198,10 +199,16 @@ class Appender:
                     job.outcome = StoreUnavailable("store unavailable: leg interrupted")
 
     def _carry(self, user_id, user, jobs):
-        head = self._head(user_id, user)
+        head, checked = self._head(user_id, user)
         if any(job.since > head["seq"] + 1 for job in jobs):
-            head = self._head(user_id, user, proven=True)  # the other node wrote on
+            head, checked = self._head(user_id, user, proven=True)  # the other node wrote on
+        # A user whose row this process lost lately is one the other node
+        # writes to as well: a look-up of the seqs after the kept head costs
+        # less than the next insert lost, and its read of the winner.
+        checked = checked or time.monotonic() - user.lost_at > FRESH
         while True:
+            if not checked:
+                head = self._read_ahead(user_id, user, head["seq"] + 1) or head
             jobs = self._look(user_id, user, jobs, head)
             if not jobs:
                 return
@@ -219,24 +226,33 @@ class Appender:
                 if not row["seq"] % HINT_STRIDE:
                     Ledger(self.store, self.known).advance_hint(user_id, row["seq"])
             else:
+                user.lost_at = time.monotonic()
                 head = self._after_loss(user_id, user, row)
+            checked = True
 
     def _after_loss(self, user_id, user, row):
         """The other node won ``row``'s seq: read that row and the ones after
-        it in one look-up (a user both nodes write to has often moved on
-        by more than one row); return the newest of them, the head to go
-        on from."""
-        seq = row["seq"]
-        found = {r["seq"]: r for r in self.store.get_many(
-            USER_TRANSACTIONS.name, [(user_id, seq + i) for i in range(LOOK_AHEAD)])}
-        if seq not in found:  # the winner is still in flight: as races reads it
+        it (a user both nodes write to has often moved on by more than one
+        row); return the newest of them, the head to go on from."""
+        newest = self._read_ahead(user_id, user, row["seq"])
+        if newest is None:  # the winner is still in flight: as races reads it
             inserted, stored = insert_or_read(self.store, USER_TRANSACTIONS.name, row)
             return self._keep(user, stored)
-        head = None
-        while seq in found:
-            head = self._keep(user, found[seq])
-            seq += 1
-        return head
+        return newest
+
+    def _read_ahead(self, user_id, user, seq):
+        """The newest row from ``seq`` on, read LOOK_AHEAD seqs a look-up
+        while they are all taken; None when there is no row at ``seq``."""
+        newest = None
+        while True:
+            found = {r["seq"]: r for r in self.store.get_many(
+                USER_TRANSACTIONS.name, [(user_id, seq + i) for i in range(LOOK_AHEAD)])}
+            start = seq
+            while seq in found:
+                newest = self._keep(user, found[seq])
+                seq += 1
+            if seq < start + LOOK_AHEAD:
+                return newest
 
     def _look(self, user_id, user, jobs, head):
         """Settle each job whose leg a row up to ``head`` carries; return the
@@ -265,22 +281,22 @@ class Appender:
         return left
 
     def _head(self, user_id, user, proven=False):
-        """The kept head while fresh (unless ``proven`` is asked for), else
-        the head proven by key."""
+        """(the head, whether it was read just now): the kept head while
+        fresh (unless ``proven`` is asked for), else the head proven by key."""
         now = time.monotonic()
         if not proven and user.head is not None and now - user.proven_at < FRESH:
-            return user.head
+            return user.head, False
         kept = self.known.head(user_id)  # proven by a request of this process a moment ago
         if (not proven and kept is not None and now - kept["_at"] < FRESH
                 and (user.head is None or kept["seq"] > user.head["seq"])):
-            return self._keep(user, kept)
+            return self._keep(user, kept), False
         head = Ledger(self.store, self.known).head(user_id)
         kept = user.rows.get(head["seq"])
         if (user.head is not None and head["seq"] < user.head["seq"]) or (
                 kept is not None and kept["timestamp"] != head["timestamp"]):
             user.rows.clear()  # the store was destroyed and filled again
             user.head = None
-        return self._keep(user, head)
+        return self._keep(user, head), True
 
     def _keep(self, user, row):
         """Keep ``row``, read or written just now; return the head kept."""
