@@ -59,11 +59,12 @@ class Job:
 
 
 class _User:
-    __slots__ = ("queue", "lock", "rows", "head", "proven_at", "generation", "lost_at")
+    __slots__ = ("queue", "lock", "done", "rows", "head", "proven_at", "generation", "lost_at")
 
     def __init__(self):
         self.queue = collections.deque()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()       # held by the leader
+        self.done = threading.Condition()  # its followers wait here
         self.rows = {}  # seq -> row, the newest TAIL
         self.head, self.proven_at = None, 0.0
         self.generation = 0  # KnownUsers.generation when these were kept
@@ -77,7 +78,6 @@ class Appender:
         self.store = store
         self.known = KnownUsers() if known is None else known
         self._users = collections.OrderedDict()
-        self._done = threading.Condition()
         self._let_others_run = cooperative_yield()
         self._driven = {}  # transaction id -> [its lock, callers]
 
@@ -116,12 +116,12 @@ class Appender:
                         self._lead(user_id, user)
                 finally:
                     user.lock.release()
-                    with self._done:
-                        self._done.notify_all()
+                    with user.done:
+                        user.done.notify_all()
                 continue
-            with self._done:
+            with user.done:
                 if job.outcome is None and user.lock.locked():
-                    if not self._done.wait(patience) and give_up is not None and give_up():
+                    if not user.done.wait(patience) and give_up is not None and give_up():
                         if job.outcome is None and job in user.queue:
                             user.queue.remove(job)
                             raise StoreUnavailable(
