@@ -58,22 +58,18 @@ class InFlightStore:
             self._hidden.setdefault((table_name, key), self.misses)
         return outcome
 
-    def get(self, table_name, key):
+    def _hides(self, table_name, key):
+        """Whether this read of ``key`` misses (and counts the miss)."""
         left = self._hidden.get((table_name, tuple(key)), 0)
         if left:
             self._hidden[(table_name, tuple(key))] = left - 1
             self.hid += 1
-            return None
-        return self.store.get(table_name, key)
+        return bool(left)
+
+    def get(self, table_name, key):
+        return None if self._hides(table_name, key) else self.store.get(table_name, key)
 
     def get_many(self, table_name, keys):
         """As many gets: a hidden key is left out, and counts as one miss."""
-        shown = []
-        for key in keys:
-            left = self._hidden.get((table_name, tuple(key)), 0)
-            if left:
-                self._hidden[(table_name, tuple(key))] = left - 1
-                self.hid += 1
-            else:
-                shown.append(tuple(key))
+        shown = [tuple(key) for key in keys if not self._hides(table_name, key)]
         return self.store.get_many(table_name, shown) if shown else []

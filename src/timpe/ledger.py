@@ -135,11 +135,6 @@ class Ledger:
         if self.known is not None:
             self.known.keep_head(row)
 
-    def seen(self, user_id):
-        """The newest row of ``user_id`` seen so far, with no round trip:
-        a written row, but maybe no longer the head (or None)."""
-        return self._seen.get(user_id)
-
     def recent(self, user_id, user=None):
         """A ledger row of the user, in one round trip at most (none when the
         process knows one): the head, unless another writer appended since
@@ -277,12 +272,6 @@ class Ledger:
         if user["head_seq"] != 0:
             raise LookupError(f"ledger of {user['id']} lost row {user['head_seq']}")
         return self.open(user)
-
-    def row(self, user_id, seq):
-        seen = self._seen.get(user_id)
-        if seen is not None and seen["seq"] == seq:
-            return seen
-        return self.store.get(USER_TRANSACTIONS.name, (user_id, seq))
 
     def open(self, user):
         """Write row 0, the registration's initial balance (idempotent)."""

@@ -108,3 +108,26 @@ def test_durability_benchmark_prints_each_level_against_normal():
     home = re.search(r"durability benchmark in (\S+) and (\S+) and (\S+):", out)
     for directory in home.groups():
         assert processes_under(directory) == [] and not os.path.exists(directory)
+
+
+def test_the_workloads_print_each_shape_side_by_side():
+    done = subprocess.run([str(BIN / "benchmark"), "--workloads", "--quick", "--probe", "200",
+                           "--immediate", "200", "--phase1", "100", "-c", "8",
+                           "--ceiling-seconds", "0.5"],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    for shape in ("uniform", "hot", "zipf"):
+        line = re.search(rf"^{shape}: (\d+) transfers/s, p50 [\d.]+ ms, p99 [\d.]+ ms, "
+                         r"([\d.]+) store requests and ([\d.]+) lost races per transfer, "
+                         r"([\d.]+) rows per request, CPU per transfer app [\d.]+ ms, "
+                         r"app2 [\d.]+ ms, client [\d.]+ ms, haproxy [\d.]+ ms", out, re.M)
+        assert line, f"{shape} not in:\n{out}"
+        # The nodes' /metrics were read: a transfer made store requests.
+        assert float(line.group(2)) > 0 and float(line.group(4)) >= 1
+        whole = re.search(rf"^{shape}: .*$", out, re.M).group(0)
+        assert "answers {'http 201': 200}" in whole, whole
+    assert "10000 zipf users ready" in out
+    assert re.search(r"drained 100 queued transfers", out)
+    assert re.search(r"hot/uniform = \d+\.\d+", out)
+    assert "audit: 0 problems" in out and "http 5" not in out

@@ -22,7 +22,8 @@ from decimal import Decimal
 import requests
 
 from timpe.bench.percentiles import percentile
-from timpe.bench.workloads import ZIPF_EXPONENT, Zipf
+from timpe.bench import workloads
+from timpe.bench.workloads import ZIPF_EXPONENT
 from timpe.cli.db import TEST_USERS
 from timpe.users.services import user_id
 
@@ -136,15 +137,8 @@ def workload_users(args, client):
 
 
 def workload_items(args, ids):
-    rnd, total = random.Random(7), args.transactions
-    if args.workload == "uniform":
-        return [(*rnd.sample(ids, 2), Decimal("0.01")) for _ in range(total)]
-    zipf, items = Zipf(len(ids), ZIPF_EXPONENT, rnd), []
-    while len(items) < total:
-        a, b = zipf.draw(), zipf.draw()
-        if a != b:
-            items.append((ids[a], ids[b], Decimal("0.01")))
-    return items
+    pairs = workloads.pairs(args.workload, ids, args.transactions, random.Random(7))
+    return [(sender, recipient, Decimal("0.01")) for sender, recipient in pairs]
 
 
 def balances(client):

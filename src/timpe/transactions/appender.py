@@ -135,18 +135,25 @@ class Appender:
         """{id: head} of ``user_ids`` while every one's kept head is fresh
         (written or read within FRESH seconds), else None: a row that
         exists, near the head, with no round trip."""
-        now, heads = time.monotonic(), {}
+        heads = {}
         for uid in user_ids:
-            user, kept = self._users.get(uid), self.known.head(uid)
-            if user is not None:
-                self._current(uid, user)
-            if user is not None and user.head is not None and now - user.proven_at < FRESH:
-                heads[uid] = user.head
-            elif kept is not None and now - kept["_at"] < FRESH:
-                heads[uid] = kept
-            else:
+            heads[uid] = self._fresh(uid, self._users.get(uid))
+            if heads[uid] is None:
                 return None
         return heads
+
+    def _fresh(self, user_id, user):
+        """The newest row of ``user_id`` that this appender (``user``, if
+        any) or a request of this process saw within FRESH seconds, or None."""
+        now, kept = time.monotonic(), self.known.head(user_id)
+        if user is not None:
+            self._current(user_id, user)
+            if user.head is not None and now - user.proven_at < FRESH and (
+                    kept is None or kept["seq"] <= user.head["seq"]):
+                return user.head
+        if kept is not None and now - kept["_at"] < FRESH:
+            return kept
+        return None
 
     def append_many(self, user_id, legs):
         """Carry ``legs`` ([(transaction id, signed amount, since)]) of one
@@ -281,28 +288,24 @@ class Appender:
         return left
 
     def _head(self, user_id, user, proven=False):
-        """(the head, whether it was read just now): the kept head while
-        fresh (unless ``proven`` is asked for), else the head proven by key."""
-        now = time.monotonic()
-        if not proven and user.head is not None and now - user.proven_at < FRESH:
-            return user.head, False
-        kept = self.known.head(user_id)  # proven by a request of this process a moment ago
-        if (not proven and kept is not None and now - kept["_at"] < FRESH
-                and (user.head is None or kept["seq"] > user.head["seq"])):
-            return self._keep(user, kept), False
+        """(the head, whether it was read just now): a head seen a moment
+        ago (unless ``proven`` is asked for), else the head proven by key.
+        A proof that finds the kept row gone (a store destroyed and filled
+        again) makes the process forget the user, and this its rows."""
+        fresh = None if proven else self._fresh(user_id, user)
+        if fresh is not None:
+            # Kept as seen: its age, not this look, says when to prove it.
+            return (fresh if fresh is user.head else self._keep(user, fresh)), False
         head = Ledger(self.store, self.known).head(user_id)
-        kept = user.rows.get(head["seq"])
-        if (user.head is not None and head["seq"] < user.head["seq"]) or (
-                kept is not None and kept["timestamp"] != head["timestamp"]):
-            user.rows.clear()  # the store was destroyed and filled again
-            user.head = None
+        self._current(user_id, user)
         return self._keep(user, head), True
 
     def _keep(self, user, row):
-        """Keep ``row``, read or written just now; return the head kept."""
+        """Keep ``row``, read or written just now (or when a kept row of the
+        process says, ``_at``); return the head kept."""
         user.rows[row["seq"]] = row
         if user.head is None or row["seq"] >= user.head["seq"]:
-            user.head, user.proven_at = row, time.monotonic()
+            user.head, user.proven_at = row, row.get("_at") or time.monotonic()
             self.known.keep_head(row)
             low = row["seq"] - TAIL
             if len(user.rows) > TAIL:

@@ -39,7 +39,7 @@ from pyramid.settings import asbool
 
 from timpe.ledger import now_ms
 from timpe.store.schema import TRANSACTIONS
-from timpe.transactions.protocol import COMMITTED, INITIAL, IN_PROGRESS, PENDING
+from timpe.transactions.protocol import INITIAL, PENDING, PHASE2
 
 #: Defaults of the settings ``recovery.*`` (etc/app.ini says why).
 GRACE = 5.0
@@ -48,7 +48,6 @@ BATCH = 100
 #: Seconds after which a pass starts no more transfers.
 BUDGET = 5.0
 
-PHASE2 = (IN_PROGRESS, COMMITTED)
 
 #: What a pass saw and did: the pending transfers by state ({state: (count,
 #: oldest timestamp in ms or None)}), the stale ones it resumed as it found

@@ -21,7 +21,7 @@ Pages never shift: ``before`` is a position (a row's seq and a leg's place
 in it), and rows are only ever appended above the newest, so paging down a
 statement while transfers go on shows each entry exactly once.
 """
-from timpe.ledger import DECLINED, MAX_LEGS, legs
+from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, MAX_LEGS, legs
 from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
 
@@ -30,7 +30,7 @@ from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 #: What a statement entry records (timpe.ledger, timpe.transactions.protocol).
-KINDS = ("deposit", "debit", "credit")
+KINDS = (DEPOSIT, DEBIT, CREDIT)
 
 
 def position(seq, leg):
@@ -86,7 +86,7 @@ def entry(row, leg, txn):
     each entry's balance is the one below it plus its amount."""
     party = None
     if txn is not None:
-        party = txn["recipient"] if leg.kind == "debit" else txn["sender"]
+        party = txn["recipient"] if leg.kind == DEBIT else txn["sender"]
     return {
         "seq": row["seq"], "kind": leg.kind, "amount": to_api(leg.amount),
         "balance": to_api(leg.balance), "transaction_id": leg.transaction_id,
