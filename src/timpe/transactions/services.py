@@ -116,7 +116,7 @@ class TransactionService:
         sent at once): a drawn one is this request's alone."""
         return self.appender.alone(txn_id) if txn_id is not None else contextlib.nullcontext()
 
-    def _create(self, sender, recipient, amount, txn_id, claimed, retry_key):
+    def _create(self, sender, recipient, amount, txn_id, claimed, retry_key, drawn=None):
         if sender == recipient:
             raise BadRequest("'sender' and 'recipient' must differ")
         # Only a caller-chosen id can come back as a retry to compare with.
@@ -150,7 +150,7 @@ class TransactionService:
             raise InsufficientFunds(INSUFFICIENT_FUNDS)
         now = now_ms()
         txn = dict.fromkeys(TRANSACTIONS.columns) | {
-            "id": txn_id or new_id(), "sender": sender,
+            "id": txn_id or drawn or new_id(), "sender": sender,
             "recipient": recipient, "amount": amount, "state": INITIAL,
             "timestamp": now, "updated": now, "fingerprint": print_,
         }
@@ -179,12 +179,13 @@ class TransactionService:
     def immediately(self, sender, recipient, amount, txn_id=None, retry_key=None):
         """Phase 1 with both legs claimed, then phase 2 at once. Return
         (transaction, replayed) as create does."""
-        with self._alone(txn_id):
-            txn, replayed = self._create(sender, recipient, amount, txn_id, True, retry_key)
-            if txn_id is not None:
-                # Completing also resumes a replayed transfer whose first node died.
-                return self._run(txn, patience=self.patience), replayed
-        with self.appender.alone(txn["id"]):  # a recovery pass may meet it
+        # Drawn here when the client chose none: held from the insert on, as
+        # a recovery pass of this process may meet the transfer.
+        drawn = None if txn_id is not None else new_id()
+        with self.appender.alone(txn_id or drawn):
+            txn, replayed = self._create(sender, recipient, amount, txn_id, True, retry_key,
+                                         drawn)
+            # Completing also resumes a replayed transfer whose first node died.
             return self._run(txn, patience=self.patience), replayed
 
     def _store_failing(self):
