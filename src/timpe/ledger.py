@@ -48,9 +48,6 @@ HINT_STRIDE = 16
 #: that lagged far, a user the process saw long ago) looks twice as far.
 WINDOW = 4
 MAX_WINDOW = 64
-#: Seqs looked ahead of a users row's hint in the first round trip: the
-#: hint moves every HINT_STRIDE appends, so it is about half that behind.
-HINT_WINDOW = 4
 
 
 #: One movement a ledger row carries: ``amount`` is signed (a debit is
@@ -201,8 +198,7 @@ class Ledger:
         ahead of the row known."""
         start = {uid: self._start_of(uid, user) for uid, user in users.items()}
         # From a hint the head is up to HINT_STRIDE rows ahead: look farther.
-        proven = {}
-        window = HINT_WINDOW if any("_hint" in row for row in start.values()) else WINDOW
+        proven, window = {}, WINDOW
         while start:
             # A row the process kept is asked for again: is it still there?
             # So is the row a users row's hint names (see _start_of).
