@@ -9,12 +9,12 @@ from tests.counting import Counting
 def test_register_and_list_in_seed_shape(app):
     created = app.post_json("/users", {"nickname": "zoe", "balance": 5}, status=201).json
     assert created == {"status": "success", "data": {
-        "id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5}}
+        "id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5, "held": 0}}
     app.post_json("/users", {"nickname": "adam"}, status=201)  # balance defaults to 0
     listed = app.get("/users").json
     assert listed == {"status": "success", "data": [
-        {"id": hashlib.sha1(b"adam").hexdigest(), "nickname": "adam", "balance": 0},
-        {"id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5},
+        {"id": hashlib.sha1(b"adam").hexdigest(), "nickname": "adam", "balance": 0, "held": 0},
+        {"id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5, "held": 0},
     ]}
 
 
@@ -27,7 +27,7 @@ def test_register_alias_and_unicode_nickname(app):
 def test_get_user_and_unknown_user(app, register):
     uid = register("ann", 10)
     assert app.get(f"/users/{uid}").json == {
-        "status": "success", "data": {"id": uid, "nickname": "ann", "balance": 10}}
+        "status": "success", "data": {"id": uid, "nickname": "ann", "balance": 10, "held": 0}}
     missing = app.get("/users/" + "0" * 40, status=404).json
     assert missing["status"] == "failed" and "unknown user" in missing["msg"]
 

@@ -79,7 +79,7 @@ def test_a_user_registered_before_keeps_id_and_nickname(app, store, register):
     store.insert(USERS.name, {"id": sha1(legacy), "nickname": legacy, "initial_balance": 500,
                               "head_seq": 0, "timestamp": 1})
     assert app.get(f"/users/{sha1(legacy)}").json["data"] == {
-        "id": sha1(legacy), "nickname": legacy, "balance": 5}
+        "id": sha1(legacy), "nickname": legacy, "balance": 5, "held": 0}
     bob = register("bob")
     app.post_json("/transactions/immediately",
                   {"sender": sha1(legacy), "recipient": bob, "amount": 2}, status=201)

@@ -24,11 +24,11 @@ def test_statement_newest_first_with_running_balance(app, register):
     body = statement(app, a)
     assert body["status"] == "success" and body["next"] is None
     assert body["data"] == [
-        {"seq": 2, "kind": "credit", "amount": 1, "balance": 8.5, "transaction_id": queued["id"],
+        {"seq": 2, "kind": "credit", "amount": 1, "balance": 8.5, "held": 0, "transaction_id": queued["id"],
          "counterparty": b, "state": "finished", "timestamp": body["data"][0]["timestamp"]},
-        {"seq": 1, "kind": "debit", "amount": -2.5, "balance": 7.5, "transaction_id": paid["id"],
+        {"seq": 1, "kind": "debit", "amount": -2.5, "balance": 7.5, "held": 0, "transaction_id": paid["id"],
          "counterparty": b, "state": "finished", "timestamp": body["data"][1]["timestamp"]},
-        {"seq": 0, "kind": "deposit", "amount": 10, "balance": 10, "transaction_id": None,
+        {"seq": 0, "kind": "deposit", "amount": 10, "balance": 10, "held": 0, "transaction_id": None,
          "counterparty": None, "state": None, "timestamp": body["data"][2]["timestamp"]},
     ]
     assert body["data"][0]["balance"] == app.get(f"/users/{a}").json["data"]["balance"]

@@ -22,6 +22,9 @@ from timpe.store.crate import CrateStore
 from timpe.store.races import insert_or_read
 from timpe.store.schema import TABLES, TRANSACTIONS, USER_TRANSACTIONS, USERS
 from timpe.store.sqlite import SQLiteStore
+from timpe.money import to_api
+from timpe.transactions.services import TransactionService
+from timpe.users.services import UserService
 
 CRATE_HOSTS = os.environ.get("TIMPE_CRATE_HOSTS", "").strip()
 PROCESSES = 6
@@ -537,7 +540,8 @@ def test_sql_returns_columns_and_rows(store):
 
 def test_a_row_of_many_legs_comes_back_as_written(store):
     legs = '[["t1","credit",500,600],["t2","debit",-200,400],["t3","declined",0,400]]'
-    row = {**entry(seq=1, amount=300), "kind": "legs", "balance": 400, "legs": legs}
+    row = {**entry(seq=1, amount=300), "kind": "legs", "balance": 400, "legs": legs,
+           "held": 0}
     assert store.insert(USER_TRANSACTIONS.name, row)
     assert without_version(store.get(USER_TRANSACTIONS.name, ("u1", 1))) == row
     assert store.get(USER_TRANSACTIONS.name, ("u1", 1))["legs"] == legs
@@ -563,6 +567,44 @@ def test_setup_gives_a_ledger_of_an_earlier_version_its_legs_column(store):
     assert store.setup() == []
     assert store.insert(USER_TRANSACTIONS.name, {**entry(), "legs": '[["t","credit",1,1]]'})
     assert store.get(USER_TRANSACTIONS.name, ("u1", 0))["legs"] == '[["t","credit",1,1]]'
+
+
+# The transactions table before holds: no expires, posted, release_seq.
+EARLIER_TRANSACTIONS = {
+    "sqlite": "CREATE TABLE transactions (id TEXT PRIMARY KEY, sender TEXT NOT NULL, "
+              "recipient TEXT NOT NULL, amount INTEGER NOT NULL, state TEXT NOT NULL, "
+              "timestamp INTEGER NOT NULL, updated INTEGER NOT NULL, debit_seq INTEGER, "
+              "credit_seq INTEGER, reason TEXT, fingerprint TEXT, "
+              "version INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID",
+    "crate": "CREATE TABLE transactions (id TEXT PRIMARY KEY, sender TEXT NOT NULL, "
+             "recipient TEXT NOT NULL, amount BIGINT NOT NULL, state TEXT NOT NULL, "
+             "\"timestamp\" BIGINT NOT NULL, updated BIGINT NOT NULL, debit_seq BIGINT, "
+             "credit_seq BIGINT, reason TEXT, fingerprint TEXT) "
+             "WITH (column_policy = 'strict')",
+}
+
+
+def test_a_store_of_an_earlier_version_gains_the_columns_of_holds_and_serves_them(store):
+    for name, ddl in ((USER_TRANSACTIONS.name, EARLIER_LEDGER), ("transactions", EARLIER_TRANSACTIONS)):
+        store.sql(f"DROP TABLE {name}")
+        store.sql(ddl[store.name])
+    # A user whose row 0 an earlier version wrote: no legs, no held.
+    store.insert(USERS.name, user(initial_balance=500))
+    store.insert(USER_TRANSACTIONS.name, entry(amount=500))
+    store.insert(USERS.name, user("u2", "bob"))
+    assert store.setup() == []
+    assert store.setup() == []  # again: nothing more to add
+    assert store.get(USER_TRANSACTIONS.name, ("u1", 0))["held"] is None
+    service = TransactionService(store)
+    held, _ = service.hold("u1", "u2", 200)
+    assert held["state"] == "held"
+    stored = service.find(held["id"])
+    assert stored["expires"] > stored["timestamp"] and stored["posted"] is None
+    assert UserService(store).find("u1")["held"] == to_api(200)
+    service.post(held["id"], 150)
+    assert [UserService(store).find(u)["balance"] for u in ("u1", "u2")] == [to_api(350),
+                                                                              to_api(150)]
+    assert UserService(store).find("u1")["held"] == 0
 
 
 def test_after_setup_the_store_serves_and_says_how(store):

@@ -89,6 +89,8 @@ class Background:
                 log.info("background pass resumed %d stale transfers: %d finished, %d failed",
                          len(done.resumed), sum(t["state"] == "finished" for t in done.ended),
                          sum(t["state"] == "failed" for t in done.ended))
+            if done.expired:
+                log.info("background pass voided %d expired holds", len(done.expired))
             self._record("ok", started, done)
         if self.metrics is not None:
             self.metrics.flush()

@@ -51,11 +51,19 @@ MAX_WINDOW = 64
 
 
 #: One movement a ledger row carries: ``amount`` is signed (a debit is
-#: negative) and ``balance`` is the running balance just after it. A debit
-#: that did not fit is carried as DECLINED, with amount 0: the row it is in
-#: decides, for every process, that its transfer failed.
-Leg = namedtuple("Leg", "transaction_id kind amount balance")
+#: negative) and ``balance`` is the running balance just after it; ``held``
+#: the running total of the user's open holds (0 in rows of an earlier
+#: version). A debit that did not fit is carried as DECLINED, with amount
+#: 0: the row it is in decides, for every process, that its transfer failed.
+Leg = namedtuple("Leg", "transaction_id kind amount balance held", defaults=(0,))
 DEPOSIT, DEBIT, CREDIT, DECLINED = "deposit", "debit", "credit", "declined"
+#: The legs of a hold on the sender's ledger (timpe.transactions.holds): a
+#: HOLD moves the amount from the balance to ``held``; a VOID moves it back;
+#: a POST takes it out of ``held`` and returns what was not posted (the
+#: posted part is a CREDIT of the recipient).
+HOLD, VOID, POST = "hold", "void", "post"
+#: The kinds of leg that can be declined: those that take from the balance.
+TAKING = (DEBIT, HOLD)
 #: The kind of a row that carries more than one leg.
 MANY = "legs"
 #: The most legs one row carries (statements number a row's legs below it).
@@ -72,7 +80,8 @@ def legs(row):
     if found is None:
         raw = row.get("legs")
         if raw is None:  # a row of one leg, as the first rows of a ledger are
-            found = [Leg(row["transaction_id"], row["kind"], row["amount"], row["balance"])]
+            found = [Leg(row["transaction_id"], row["kind"], row["amount"], row["balance"],
+                         row.get("held") or 0)]
         else:
             found = [Leg(*leg) for leg in json.loads(raw)]
         row["_legs"] = found
@@ -87,25 +96,36 @@ def leg_of(row, transaction_id):
     return index.get(transaction_id)
 
 
+#: What a leg waiting to be carried asks: ``amount`` is signed, ``held``
+#: what it adds to the user's held total (timpe.transactions.appender).
+Move = namedtuple("Move", "transaction_id kind amount held", defaults=(0,))
+
+
+def move(txn_id, amount):
+    """A plain debit or credit."""
+    return Move(txn_id, DEBIT if amount < 0 else CREDIT, amount)
+
+
 def next_row(previous, moves):
-    """The row after ``previous`` that carries ``moves`` ([(transaction id,
-    signed amount)], credits and debits): a debit that would take the running
-    balance below zero is carried DECLINED instead. Return (the row to
-    insert, its legs)."""
-    balance, carried = previous["balance"], []
+    """The row after ``previous`` that carries ``moves`` (Moves, or
+    (transaction id, signed amount) pairs): a debit or hold that would take
+    the running balance below zero is carried DECLINED instead. Return (the
+    row to insert, its legs)."""
+    balance, held, carried = previous["balance"], previous.get("held") or 0, []
+    moves = [m if isinstance(m, Move) else move(*m) for m in moves]
     # Credits first: each debit then meets the most the row can hold.
-    for txn_id, amount in sorted(moves, key=lambda move: move[1] < 0):
-        if balance + amount < 0:
-            carried.append(Leg(txn_id, DECLINED, 0, balance))
+    for m in sorted(moves, key=lambda m: m.amount < 0):
+        if m.kind in TAKING and balance + m.amount < 0:
+            carried.append(Leg(m.transaction_id, DECLINED, 0, balance, held))
             continue
-        balance += amount
-        carried.append(Leg(txn_id, DEBIT if amount < 0 else CREDIT, amount, balance))
+        balance, held = balance + m.amount, held + m.held
+        carried.append(Leg(m.transaction_id, m.kind, m.amount, balance, held))
     one = carried[0] if len(carried) == 1 else None
     row = {
         "user_id": previous["user_id"], "seq": previous["seq"] + 1,
         "transaction_id": one.transaction_id if one else None,
         "kind": one.kind if one else MANY,
-        "amount": balance - previous["balance"], "balance": balance,
+        "amount": balance - previous["balance"], "balance": balance, "held": held,
         "timestamp": now_ms(),
         "legs": json.dumps([list(leg) for leg in carried], separators=(",", ":")),
     }
@@ -275,7 +295,7 @@ class Ledger:
             "user_id": user["id"], "seq": 0, "transaction_id": None,
             "kind": DEPOSIT, "amount": user["initial_balance"],
             "balance": user["initial_balance"], "timestamp": user["timestamp"],
-            "legs": None,
+            "legs": None, "held": 0,
         })[1]
         self._saw(row)
         return row

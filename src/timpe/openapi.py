@@ -7,6 +7,7 @@ operation into the request validators of ``timpe.validation``.
 from pyramid.view import view_config
 
 from timpe.money import CENT, MAX_AMOUNT, SCALE
+from timpe.transactions.holds import EXPIRES_IN, MAX_EXPIRES_IN
 from timpe.transactions.protocol import STATES
 from timpe.transactions.services import (
     CLIENT_ID, DEFAULT_LIMIT, IDEMPOTENCY_KEY, MAX_LIMIT, PROCESS_SECONDS,
@@ -56,7 +57,21 @@ SCHEMAS = {
         "properties": {
             "sender": ref("UserId"), "recipient": ref("UserId"), "amount": ref("Amount"),
             "id": ref("ClientTransactionId"),
+            "hold": {"type": "boolean", "description":
+                     "true: reserve the amount on the sender's ledger at once (state "
+                     "'held', or 422 for want of funds) until a post or a void "
+                     "decides, or it expires"},
+            "expires_in": {"type": "integer", "minimum": 1, "description":
+                           "with hold: seconds until the background passes void the hold "
+                           f"(default holds.expires_in, {EXPIRES_IN}; at most "
+                           f"holds.max_expires_in, {MAX_EXPIRES_IN})"},
         },
+    },
+    "Post": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"amount": {**ref("Amount"), "description":
+                                  "at most the amount held (default: all of it); the "
+                                  "rest returns to the sender"}},
     },
     # Responses carry amounts as exact JSON numbers; clients parse them as they
     # like (multipleOf is left out here: a float parser could not check it).
@@ -72,9 +87,13 @@ SCHEMAS = {
                     "description": "the ledger row that carries the entry, from 0 (a row "
                                    "may carry the entries of many transfers)"},
             "kind": {"enum": list(KINDS), "description":
-                     "deposit (the initial balance, seq 0), debit or credit"},
+                     "deposit (the initial balance, seq 0), debit or credit; a hold's: "
+                     "hold (the amount leaves the balance for 'held'), then void (it "
+                     "comes back) or post (it leaves 'held'; what was not posted comes "
+                     "back, and the recipient's credit is what was)"},
             "amount": {"type": "number", "description": "signed: a debit is negative"},
             "balance": ref("Money"),
+            "held": {**ref("Money"), "description": "the user's open holds after the entry"},
             "transaction_id": {"type": ["string", "null"], "description": "null for the deposit"},
             "counterparty": {"type": ["string", "null"], "description":
                              "the other user's id: the recipient of a debit, the sender "
@@ -85,12 +104,15 @@ SCHEMAS = {
         },
     },
     "User": {
-        "type": "object", "required": ["id", "nickname", "balance"],
+        "type": "object", "required": ["id", "nickname", "balance", "held"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{40}$",
                    "description": "SHA-1 hex digest of the UTF-8 nickname as prepared "
                                   "(RFC 8265)"},
-            "nickname": {"type": "string"}, "balance": ref("Money"),
+            "nickname": {"type": "string"},
+            "balance": {**ref("Money"), "description": "what the user can spend"},
+            "held": {**ref("Money"), "description":
+                     "the sum of the user's open holds: reserved, no longer spendable"},
         },
     },
     "Transaction": {
@@ -105,7 +127,11 @@ SCHEMAS = {
             "state": {"enum": list(STATES)},
             "timestamp": {"type": "integer", "description": "created, ms since the epoch"},
             "updated": {"type": "integer", "description": "last change, ms since the epoch"},
-            "reason": {"type": "string", "description": "why it failed"},
+            "reason": {"type": "string", "description":
+                       "why it failed, or 'expired': why a hold was voided"},
+            "expires": {"type": "integer", "description":
+                        "a hold's: when it expires, ms since the epoch"},
+            "posted": {**ref("Money"), "description": "a posted hold's: the amount posted"},
         },
     },
     "Error": {
@@ -161,6 +187,10 @@ ERRORS = {
     "409": _error("conflict: the nickname (or one it looks alike, once prepared per "
                   "RFC 8265) is taken, or the transaction id or Idempotency-Key was used "
                   "with another body"),
+    "409-decided": _error("conflict: the transaction was decided otherwise (a post meets "
+                          "a void, a void a post, a post another amount), the hold "
+                          "expired, failed or is no hold, or a transfer left 'initial'; "
+                          "nothing moved"),
     "413": _error(f"request body larger than {MAX_BODY} bytes"),
     "422": _error("insufficient funds (the failed transaction is in 'data')"),
     "503": _error("the store did not answer; the request may be retried"),
@@ -310,6 +340,33 @@ PATHS = {
         "get": {"operationId": "show_transaction", "summary": "One transaction, with its state",
                 "responses": {"200": _json("the transaction", _success(ref("Transaction"))),
                               **_errors("400", "404", "503")}},
+    },
+    "/transactions/{id}/post": {
+        "parameters": [ID_PARAM],
+        "post": {
+            "operationId": "post_hold",
+            "summary": "Post a hold: move the amount held (or part of it) to the recipient",
+            "description": "Decided once with the void (the other gets 409); a retry "
+                           "with the same amount answers the same.",
+            "requestBody": {"required": False,
+                            "content": {"application/json": {"schema": ref("Post")}}},
+            "responses": {"200": _json("posted: the transfer is finished",
+                                       _success(ref("Transaction"))),
+                          **_errors("400", "404", "413", "503"),
+                          "409": ERRORS["409-decided"]},
+        },
+    },
+    "/transactions/{id}/void": {
+        "parameters": [ID_PARAM],
+        "post": {
+            "operationId": "void",
+            "summary": "Void a hold (the amount held returns to the sender), or cancel "
+                       "an 'initial' transfer before phase 2",
+            "description": "Decided once with the post (the other gets 409); a retry "
+                           "answers the same.",
+            "responses": {"200": _json("voided", _success(ref("Transaction"))),
+                          **_errors("400", "404", "503"), "409": ERRORS["409-decided"]},
+        },
     },
     "/process": {"post": _process()},
     "/probe_status": {

@@ -271,6 +271,13 @@ def _query(request):
         raise BadRequest("query string is not valid UTF-8 (percent-encoded)") from None
 
 
+def _empty(request):
+    """Whether the request came without a body."""
+    return request.content_length == 0 or (
+        request.content_length is None and "chunked" not in
+        request.headers.get("Transfer-Encoding", "").lower())
+
+
 class Operation:
     """One path + method of the spec, its validators compiled."""
 
@@ -292,6 +299,7 @@ class Operation:
                                       defaults, bool(schema["required"]))
         body = operation.get("requestBody")
         self.body = body and compile_schema(body["content"]["application/json"]["schema"])
+        self.body_required = bool(body and body.get("required"))
         self.body_fast = self.body and fast_check(self.body.schema)
 
     def __bool__(self):
@@ -299,8 +307,10 @@ class Operation:
 
     def __call__(self, request):
         validated = {"body": None}
-        if self.body:
+        if self.body and (self.body_required or not _empty(request)):
             validated["body"] = check(self.body, json_body(request), self.body_fast)
+        elif self.body:
+            validated["body"] = {}  # an optional body left out
         for where, (params, validator, fast, defaults, required) in self.params.items():
             source = _query(request) if where == "query" else request.headers
             given = {p["name"]: _coerce(source[p["name"]], p["schema"])

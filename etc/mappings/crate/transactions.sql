@@ -1,6 +1,7 @@
 -- One row per transfer, moved through its states by compare-and-set on
 -- (_seq_no, _primary_term); debit_seq/credit_seq record the ledger rows it
--- claims, so recovery finds them by primary key, never by a scan.
+-- claims, so recovery finds them by primary key, never by a scan; a hold's
+-- expires, posted and release_seq (its second leg's claim) likewise.
 -- CrateDB indexes every column, so the scans by state and by timestamp need
 -- no CREATE INDEX (the SQLite mapping needs two).
 --
@@ -26,6 +27,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     debit_seq BIGINT,
     credit_seq BIGINT,
     reason TEXT,
-    fingerprint TEXT
+    fingerprint TEXT,
+    expires BIGINT,
+    posted BIGINT,
+    release_seq BIGINT
 ) CLUSTERED BY (id) INTO 3 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

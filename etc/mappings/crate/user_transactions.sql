@@ -1,6 +1,7 @@
 -- The append-only ledger: one row per user per batch of legs (movements of
 -- money), written once by insert-if-absent on (user_id, seq), never updated.
--- legs: JSON, read by key only, so not indexed.
+-- legs: JSON, read by key only, so not indexed; held: the running total of
+-- the user's open holds, beside the running balance.
 --
 -- Key: row_key joins user_id and seq (the adapter fills it in, as a JSON
 -- array). CrateDB plans a look-up of many two-column keys in time that
@@ -24,6 +25,7 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     amount BIGINT NOT NULL,
     balance BIGINT NOT NULL,
     "timestamp" BIGINT NOT NULL,
-    legs TEXT INDEX OFF
+    legs TEXT INDEX OFF,
+    held BIGINT
 ) CLUSTERED INTO 3 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

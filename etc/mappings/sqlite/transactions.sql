@@ -10,6 +10,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     credit_seq INTEGER,
     reason TEXT,
     fingerprint TEXT,
+    expires INTEGER,
+    posted INTEGER,
+    release_seq INTEGER,
     version INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 -- /process looks for unfinished work; GET /transactions lists newest first,

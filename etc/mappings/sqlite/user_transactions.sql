@@ -7,6 +7,7 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     balance INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     legs TEXT,
+    held INTEGER,
     version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (user_id, seq)
 ) WITHOUT ROWID;

@@ -39,7 +39,13 @@ def tables(adapter, directory=None):
 
 #: Columns added to a table after its first release, with their type on
 #: each adapter: a store set up by an earlier version gains them at setup.
-ADDED = {("user_transactions", "legs"): {"sqlite": "TEXT", "crate": "TEXT INDEX OFF"}}
+ADDED = {
+    ("user_transactions", "legs"): {"sqlite": "TEXT", "crate": "TEXT INDEX OFF"},
+    ("user_transactions", "held"): {"sqlite": "INTEGER", "crate": "BIGINT"},
+    ("transactions", "expires"): {"sqlite": "INTEGER", "crate": "BIGINT"},
+    ("transactions", "posted"): {"sqlite": "INTEGER", "crate": "BIGINT"},
+    ("transactions", "release_seq"): {"sqlite": "INTEGER", "crate": "BIGINT"},
+}
 
 
 def add_columns_sql(adapter, tbl, column):

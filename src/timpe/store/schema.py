@@ -18,11 +18,16 @@ TRANSACTIONS = Table(
     columns=(
         "id", "sender", "recipient", "amount", "state", "timestamp",
         "updated", "debit_seq", "credit_seq", "reason", "fingerprint",
+        # Holds only (timpe.transactions.holds): when it expires (ms), the
+        # amount posted, and the claim of the sender's second leg.
+        "expires", "posted", "release_seq",
     ),
 )
 
 # The append-only ledger, never updated: (user_id, seq) is contiguous from
-# 0; balance is the running sum, amount what the row moved in all. A row
+# 0; balance is the running sum, amount what the row moved in all, held the
+# running total of the user's open holds (NULL: 0, a row of an earlier
+# version). A row
 # carries one leg or many (legs: JSON, see timpe.ledger.legs); a row with
 # no legs is the one leg transaction_id, kind, amount.
 USER_TRANSACTIONS = Table(
@@ -30,7 +35,7 @@ USER_TRANSACTIONS = Table(
     pk=("user_id", "seq"),
     columns=(
         "user_id", "seq", "transaction_id", "kind", "amount", "balance",
-        "timestamp", "legs",
+        "timestamp", "legs", "held",
     ),
 )
 

@@ -28,7 +28,7 @@ import threading
 import time
 
 from timpe.errors import StoreUnavailable
-from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, leg_of, next_row
+from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row
 from timpe.store.batching import cooperative_yield
 from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS
@@ -48,12 +48,14 @@ LOOK_AHEAD = 2
 
 
 class Job:
-    """One leg waiting to be carried; its outcome: (row, leg) or an error."""
+    """One leg waiting to be carried (``move``, a timpe.ledger.Move); its
+    outcome: (row, leg) or an error."""
 
-    __slots__ = ("txn_id", "amount", "since", "checked", "outcome")
+    __slots__ = ("txn_id", "move", "since", "checked", "outcome")
 
-    def __init__(self, txn_id, amount, since):
-        self.txn_id, self.amount, self.since = txn_id, amount, since
+    def __init__(self, txn_id, amount, since, kind=None, held=0):
+        self.txn_id, self.since = txn_id, since
+        self.move = move(txn_id, amount) if kind is None else Move(txn_id, kind, amount, held)
         self.checked = since - 1  # rows up to this seq do not carry it
         self.outcome = None
 
@@ -98,16 +100,19 @@ class Appender:
             if not entry[1]:
                 del self._driven[txn_id]
 
-    def append(self, user_id, txn_id, amount, since, patience=None, give_up=None):
+    def append(self, user_id, txn_id, amount, since, patience=None, give_up=None,
+               kind=None, held=0):
         """Carry the leg of ``txn_id`` (``amount`` signed: a debit is
         negative) in the first row of ``user_id``'s ledger from seq ``since``
         on that carries it, appending one where none does. Return (row, leg);
-        ``leg.kind`` is ``declined`` for a debit that did not fit.
+        ``leg.kind`` is ``declined`` for a debit that did not fit. ``kind``
+        and ``held``: a leg of a hold (timpe.ledger.Move), else a debit or
+        credit.
 
         A caller still waiting for the leader after ``patience`` seconds
         asks ``give_up()`` and, if it says so, raises StoreUnavailable."""
         user = self._user(user_id)
-        job = Job(txn_id, amount, since)
+        job = Job(txn_id, amount, since, kind, held)
         user.queue.append(job)
         while job.outcome is None:
             if user.lock.acquire(blocking=False):
@@ -156,8 +161,8 @@ class Appender:
         return None
 
     def append_many(self, user_id, legs):
-        """Carry ``legs`` ([(transaction id, signed amount, since)]) of one
-        user as one leader would, at once, waiting for no one; return each
+        """Carry ``legs`` ([(transaction id, signed amount, since[, kind,
+        held])]) of one user as one leader would, at once, waiting for no one; return each
         one's (row, leg)."""
         user = self._user(user_id)
         jobs = [Job(*leg) for leg in legs]
@@ -226,8 +231,8 @@ class Appender:
             # /process calls, a recovery pass): its leg goes in once.
             moves = {}
             for job in jobs:
-                moves.setdefault(job.txn_id, job.amount)
-            row, _ = next_row(head, list(moves.items())[:MAX_LEGS])
+                moves.setdefault(job.txn_id, job.move)
+            row, _ = next_row(head, list(moves.values())[:MAX_LEGS])
             if self.store.insert(USER_TRANSACTIONS.name, row):
                 head = self._keep(user, row)
                 if not row["seq"] % HINT_STRIDE:

@@ -26,8 +26,20 @@ is won by one writer: no balance ever goes below zero. ``committed`` (the
 seed's state between the legs) is no longer written: a transfer goes from
 its debit to its credit in one step, and a row of an earlier version in
 that state is resumed like ``in progress``.
+
+A hold (timpe.transactions.holds) takes the same path with other legs:
+
+    in progress --hold leg--> held --(compare-and-set)--> posting --post leg--> --credit--> finished
+                     |                                +-> voiding --void leg--> voided
+                     +--> failed (hold declined)
+
+The compare-and-set from ``held`` decides, once for every process, which
+outcome the hold has, and records the claims of its legs; from there every
+process carries the same legs, as above. ``held`` is the one state a
+process leaves a transfer in without driving it on: a client, or expiry,
+decides what comes next.
 """
-from timpe.ledger import DECLINED, Ledger, now_ms
+from timpe.ledger import CREDIT, DECLINED, HOLD, POST, VOID, Ledger, now_ms
 from timpe.store.races import read_newer
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.appender import Appender
@@ -37,17 +49,28 @@ IN_PROGRESS = "in progress"
 COMMITTED = "committed"
 FINISHED = "finished"
 FAILED = "failed"
-STATES = (INITIAL, IN_PROGRESS, COMMITTED, FINISHED, FAILED)
-PENDING = (INITIAL, IN_PROGRESS, COMMITTED)
-TERMINAL = (FINISHED, FAILED)
+#: A hold's: its amount reserved, then decided (posting, voiding), voided.
+HELD = "held"
+POSTING = "posting"
+VOIDING = "voiding"
+VOIDED = "voided"
+STATES = (INITIAL, IN_PROGRESS, COMMITTED, HELD, POSTING, VOIDING, FINISHED, FAILED, VOIDED)
+PENDING = (INITIAL, IN_PROGRESS, COMMITTED, POSTING, VOIDING)
+TERMINAL = (FINISHED, FAILED, VOIDED)
+#: Where a processor stops: a held transfer waits for its post or void.
+RESTING = (*TERMINAL, HELD)
 #: The states in which a leg may be written.
-PHASE2 = (IN_PROGRESS, COMMITTED)
+PHASE2 = (IN_PROGRESS, COMMITTED, POSTING, VOIDING)
 
 INSUFFICIENT_FUNDS = "insufficient funds"
 
 #: Lost compare-and-sets one call may meet before it leaves the rest to a
 #: later /process (each means another process moved the transfer on).
 MAX_STEPS = 1000
+
+
+def is_hold(txn):
+    return txn.get("expires") is not None
 
 
 def claims(sender_head, recipient_head):
@@ -73,9 +96,10 @@ class Processor:
         self.patience, self.give_up = patience, give_up
 
     def run(self, txn):
-        """Advance ``txn`` until it is finished or failed; return it."""
+        """Advance ``txn`` until it is finished, failed, voided or held;
+        return it."""
         for _ in range(MAX_STEPS):
-            if txn["state"] in TERMINAL:
+            if txn["state"] in RESTING:
                 break
             txn = self.step(txn)
         return txn
@@ -84,10 +108,17 @@ class Processor:
         """Take one step of ``txn``: claim its legs, carry its debit, or
         carry its credit and end it. Return it as it then is (``_debited``:
         this processor saw its debit carried)."""
-        if txn["state"] == INITIAL:
+        state = txn["state"]
+        if state == INITIAL:
             return self._claim(txn)
-        if txn["state"] not in PHASE2:
+        if state == POSTING:
+            return self._post(txn)
+        if state == VOIDING:
+            return self._void(txn)
+        if state not in PHASE2:
             return txn
+        if is_hold(txn):
+            return self._hold(txn)
         if not txn.get("_debited"):
             debit = self._carry(txn, txn["sender"], -txn["amount"], txn["debit_seq"])
             if debit.kind == DECLINED:
@@ -95,6 +126,38 @@ class Processor:
             return {**txn, "_debited": True}
         self._carry(txn, txn["recipient"], txn["amount"], txn["credit_seq"])
         return self._end(txn, FINISHED)
+
+    def _hold(self, txn):
+        """Carry the hold's leg: reserved, or failed for want of funds. The
+        row that carries it is recorded (``debit_seq``), so that the claim
+        of the hold's second leg comes after it. A compare-and-set, as a
+        held transfer may be decided already."""
+        row, leg = self._carry_leg(txn, txn["sender"], -txn["amount"], txn["debit_seq"],
+                                   HOLD, txn["amount"])
+        if leg.kind == DECLINED:
+            return self._end(txn, FAILED, INSUFFICIENT_FUNDS)
+        return self._update(txn, state=HELD, debit_seq=row["seq"])
+
+    def _post(self, txn):
+        """The sender's leg (what was not posted comes back), then the
+        recipient's credit of what was."""
+        if not txn.get("_settled"):
+            self._carry_leg(txn, txn["sender"], txn["amount"] - txn["posted"],
+                            txn["release_seq"], POST, -txn["amount"])
+            return {**txn, "_settled": True}
+        self._carry_leg(txn, txn["recipient"], txn["posted"], txn["credit_seq"], CREDIT)
+        return self._end(txn, FINISHED)
+
+    def _void(self, txn):
+        self._carry_leg(txn, txn["sender"], txn["amount"], txn["release_seq"], VOID,
+                        -txn["amount"])
+        return self._end(txn, VOIDED)
+
+    def decide(self, txn, **changes):
+        """Compare-and-set ``txn`` (a decision on a held or initial
+        transfer); return it as it is then: changed, or as another process
+        changed it first."""
+        return self._update(txn, **changes)
 
     def _claim(self, txn):
         """Claim both legs from the heads; or fail the transfer for want of
@@ -117,6 +180,11 @@ class Processor:
         return self.appender.append(user_id, txn["id"], amount, since,
                                     self.patience, self.give_up)[1]
 
+    def _carry_leg(self, txn, user_id, amount, since, kind, held=0):
+        """A leg of a hold (timpe.ledger.Move); return (row, leg)."""
+        return self.appender.append(user_id, txn["id"], amount, since, self.patience,
+                                    self.give_up, kind, held)
+
     def _end(self, txn, state, reason=None):
         """The rows decided: whoever else looks at ``txn`` can only write
         the same, so no compare-and-set is needed."""
@@ -127,6 +195,7 @@ class Processor:
             raise LookupError(f"transaction {txn['id']} is gone from the store")
         txn = {**txn, **changes, "_version": None}
         txn.pop("_debited", None)
+        txn.pop("_settled", None)
         self.ended(txn)
         return txn
 
@@ -142,7 +211,7 @@ class Processor:
         changes["updated"] = now_ms()
         if self.store.cas(TRANSACTIONS.name, key, version, changes):
             txn = {**txn, **changes, "_version": None}
-            if txn["state"] == FAILED:
+            if txn["state"] in (FAILED, VOIDED):
                 self.ended(txn)
             return txn
         return read_newer(self.store, TRANSACTIONS.name, key, version)

@@ -31,6 +31,12 @@ longest a live step stands still (a store call's timeout).
 
 ``initial`` transfers wait for POST /process, as the seed has it, unless
 ``recovery.initial = true``.
+
+Holds past their expiry (timpe.transactions.holds) are voided by the same
+passes: when the aggregate of step 1 counts a ``held`` transfer, a search
+for the ones that expire first (at most ``batch``), a look-up of those
+past their expiry by key, and a void of each still ``held``: the
+compare-and-set from ``held`` decides between it and a client's post.
 """
 import time
 from collections import namedtuple
@@ -39,7 +45,10 @@ from pyramid.settings import asbool
 
 from timpe.ledger import now_ms
 from timpe.store.schema import TRANSACTIONS
-from timpe.transactions.protocol import INITIAL, PENDING, PHASE2
+from timpe.transactions.protocol import HELD, INITIAL, PENDING, PHASE2
+
+#: The states a pass counts: the pending ones, and the holds it may void.
+COUNTED = (*PENDING, HELD)
 
 #: Defaults of the settings ``recovery.*`` (etc/app.ini says why).
 GRACE = 5.0
@@ -49,10 +58,11 @@ BATCH = 100
 BUDGET = 5.0
 
 
-#: What a pass saw and did: the pending transfers by state ({state: (count,
-#: oldest timestamp in ms or None)}), the stale ones it resumed as it found
-#: them, and the same as they ended.
-Pass = namedtuple("Pass", "tally resumed ended")
+#: What a pass saw and did: the pending transfers (and holds) by state
+#: ({state: (count, oldest timestamp in ms or None)}), the stale ones it
+#: resumed as it found them, the same as they ended, and the holds it
+#: voided for their expiry, as they ended.
+Pass = namedtuple("Pass", "tally resumed ended expired", defaults=((),))
 
 
 class Recovery:
@@ -79,24 +89,40 @@ class Recovery:
     def run_pass(self, stopping=None):
         """One pass (with recovery turned off, only its count); return a Pass.
         ``stopping()``: True once no more transfers should be started."""
-        found = self.store.count_by(TRANSACTIONS.name, "state", where={"state": list(PENDING)},
+        found = self.store.count_by(TRANSACTIONS.name, "state", where={"state": list(COUNTED)},
                                     least="timestamp", fresh=False)
-        tally = {state: found.get(state, (0, None)) for state in PENDING}
+        tally = {state: found.get(state, (0, None)) for state in COUNTED}
         if not self.enabled:
-            return Pass(tally, [], [])
-        cutoff = now_ms() - int(self.grace * 1000)
-        states = [s for s in self.states if tally[s][0] and tally[s][1] <= cutoff]
-        stale = self._stale(states, cutoff) if states else []
-        if not stale:
             return Pass(tally, [], [])
         deadline = time.monotonic() + self.budget
 
         def due():
             return time.monotonic() >= deadline or (stopping is not None and stopping())
 
+        expired = self._expired() if tally[HELD][0] else []
+        if expired:
+            expired = self.service(self.store).expire_all(expired, due)
+        cutoff = now_ms() - int(self.grace * 1000)
+        states = [s for s in self.states if tally[s][0] and tally[s][1] <= cutoff]
+        stale = self._stale(states, cutoff) if states else []
+        if not stale:
+            return Pass(tally, [], [], expired)
         ended = self.service(self.store).complete_all(stale, due)
         started = {t["id"] for t in ended}
-        return Pass(tally, [t for t in stale if t["id"] in started], ended)
+        return Pass(tally, [t for t in stale if t["id"] in started], ended, expired)
+
+    def _expired(self):
+        """The held transfers past their expiry, as stored now, the ones
+        that expired first first."""
+        now = now_ms()
+        rows = self.store.scan(TRANSACTIONS.name, where={"state": HELD},
+                               order_by=("expires", "id"), limit=self.batch)
+        keys = [(t["id"],) for t in rows if t["expires"] <= now]
+        if not keys:
+            return []
+        current = self.store.get_many(TRANSACTIONS.name, keys)
+        return sorted((t for t in current if t["state"] == HELD and t["expires"] <= now),
+                      key=lambda t: (t["expires"], t["id"]))
 
     def _stale(self, states, cutoff):
         """The transfers of ``states`` that have not moved since ``cutoff``

@@ -15,8 +15,10 @@ from timpe.store.races import insert_or_read
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.interfaces import ITransactionService
 from timpe.transactions.appender import Appender
+from timpe.transactions.holds import EXPIRED, Decision, Expiry, EXPIRES_IN, MAX_EXPIRES_IN, \
+    expires_at
 from timpe.transactions.protocol import (
-    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claims,
+    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claims, is_hold,
 )
 from timpe.users.services import UserService
 
@@ -73,23 +75,29 @@ def new_id():
     return uuid_utils.uuid7().hex
 
 
-def fingerprint(sender, recipient, amount, retry_key=None):
+def fingerprint(sender, recipient, amount, retry_key=None, hold=None):
     """What a retry must repeat to be one: the body, and ``retry_key``, an
     Idempotency-Key that came with a client's id (without an id the key is
-    in the transaction id already; stored fingerprints leave it out)."""
+    in the transaction id already; stored fingerprints leave it out).
+    ``hold``: a hold's ``expires_in`` as asked (None: as the default)."""
     text = f"{sender}\n{recipient}\n{amount}"
     if retry_key is not None:
         text += f"\n{retry_key}"
+    if hold is not None:
+        text += f"\nhold {hold}"
     return hashlib.sha1(text.encode()).hexdigest()
 
 
 @implementer(ITransactionService)
 class TransactionService:
-    def __init__(self, store, users=None, appender=None, metrics=None):
+    def __init__(self, store, users=None, appender=None, metrics=None,
+                 expiry=Expiry(EXPIRES_IN, MAX_EXPIRES_IN)):
         """``users``: the request's UserService (its ledger is shared);
         ``appender``: the process's (timpe.transactions.appender), if any;
-        ``metrics``: the app's (timpe.metrics.collect), if any."""
+        ``metrics``: the app's (timpe.metrics.collect), if any; ``expiry``:
+        the holds' (timpe.transactions.holds)."""
         self.store = store
+        self.expiry = expiry
         self.users = users or UserService(store)
         self.appender = appender or Appender(store, self.users.known)
         self.metrics = metrics
@@ -116,11 +124,15 @@ class TransactionService:
         sent at once): a drawn one is this request's alone."""
         return self.appender.alone(txn_id) if txn_id is not None else contextlib.nullcontext()
 
-    def _create(self, sender, recipient, amount, txn_id, claimed, retry_key, drawn=None):
+    def _create(self, sender, recipient, amount, txn_id, claimed, retry_key, drawn=None,
+                hold=None):
         if sender == recipient:
             raise BadRequest("'sender' and 'recipient' must differ")
+        # Checked before anything is read: a bad hold writes nothing.
+        expires = None if hold is None else expires_at(self.expiry, hold[0])
         # Only a caller-chosen id can come back as a retry to compare with.
-        print_ = fingerprint(sender, recipient, amount, retry_key) if txn_id is not None else None
+        print_ = (fingerprint(sender, recipient, amount, retry_key, hold and hold[0])
+                  if txn_id is not None else None)
         if txn_id is not None:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
@@ -156,6 +168,8 @@ class TransactionService:
         }
         if claimed:
             txn |= claims(head, heads[recipient])
+        if expires is not None:  # the credit is claimed when it is posted
+            txn |= {"expires": expires, "credit_seq": None}
         inserted, stored = insert_or_read(self.store, TRANSACTIONS.name, txn)
         # A drawn id is ours alone: a row under it is our own insert, which
         # a client retried on another CrateDB node after a timeout reports
@@ -188,6 +202,50 @@ class TransactionService:
             # Completing also resumes a replayed transfer whose first node died.
             return self._run(txn, patience=self.patience), replayed
 
+    def hold(self, sender, recipient, amount, txn_id=None, retry_key=None, expires_in=None):
+        """Record a hold and reserve its amount at once; return (transaction,
+        replayed) as immediately does: ``held``, or failed for want of
+        funds. ``expires_in``: seconds (None: the default)."""
+        drawn = None if txn_id is not None else new_id()
+        with self.appender.alone(txn_id or drawn):
+            # A retry's fingerprint names the hold: a transfer is no retry of it.
+            txn, replayed = self._create(sender, recipient, amount, txn_id, True, retry_key,
+                                         drawn, hold=(expires_in,))
+            return self._run(txn, patience=self.patience), replayed
+
+    def post(self, txn_id, amount=None):
+        """Post the hold ``txn_id`` (``amount``: part of it); return it
+        finished (timpe.transactions.holds)."""
+        with self.appender.alone(txn_id):
+            return self._decision().post(self._get(txn_id), amount)
+
+    def void(self, txn_id):
+        """Void the hold ``txn_id``, or cancel the initial transfer; return
+        it voided."""
+        with self.appender.alone(txn_id):
+            return self._decision().void(self._get(txn_id))
+
+    def expire(self, txn):
+        """Void the hold ``txn`` (as stored a moment ago) that has expired,
+        unless it was decided since; return it as it ends."""
+        with self.appender.alone(txn["id"]):
+            try:
+                return self._decision().void(txn, reason=EXPIRED)
+            except Conflict:  # posted meanwhile
+                return self._get(txn["id"])
+
+    def expire_all(self, txns, until):
+        """expire each of ``txns``, as complete_all completes them."""
+        return concurrently.each(self.expire, txns, self.store.parallel, until)
+
+    def _decision(self):
+        return Decision(self._processor(self.patience), self.users.ledger)
+
+    def _processor(self, patience=None):
+        return Processor(self.store, self.users.ledger, self.appender,
+                         self.metrics and self.metrics.transfer_ended,
+                         patience, self._store_failing)
+
     def _store_failing(self):
         """Whether the store answered a call with StoreUnavailable lately."""
         at = self.store.unavailable_at
@@ -196,9 +254,7 @@ class TransactionService:
     def _run(self, txn, patience=None):
         """Phase 2; a client's request waits for the legs ahead of its own
         with ``patience`` (see __init__)."""
-        processor = Processor(self.store, self.users.ledger, self.appender,
-                              self.metrics and self.metrics.transfer_ended,
-                              patience, self._store_failing)
+        processor = self._processor(patience)
         if self.metrics is None:
             return processor.run(txn)
         started = time.perf_counter()
@@ -263,4 +319,8 @@ class TransactionService:
         shown["amount"] = to_api(txn["amount"])
         if txn.get("reason"):
             shown["reason"] = txn["reason"]
+        if is_hold(txn):
+            shown["expires"] = txn["expires"]
+            if txn["posted"] is not None:
+                shown["posted"] = to_api(txn["posted"])
         return shown

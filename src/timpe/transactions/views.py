@@ -1,8 +1,8 @@
 from pyramid.view import view_config
 
-from timpe.errors import InsufficientFunds
+from timpe.errors import BadRequest, InsufficientFunds
 from timpe.money import parse_amount
-from timpe.transactions.protocol import FAILED
+from timpe.transactions.protocol import FAILED, is_hold
 from timpe.transactions.services import transaction_id
 from timpe.web import respond, success
 
@@ -12,13 +12,20 @@ from timpe.web import respond, success
 
 def _create(request, create):
     """``create`` (a service method) for the request's body; a replay
-    answers 200 instead of 201."""
+    answers 200 instead of 201. A body with ``"hold": true`` makes a hold
+    (timpe.transactions.holds) instead, on either route."""
     body = request.validated["body"]
     amount = parse_amount(body["amount"], "amount")
     client_id, key = body.get("id"), request.headers.get("Idempotency-Key")
+    options = {}
+    if body.get("hold"):
+        create = request.transactions.hold
+        options["expires_in"] = body.get("expires_in")
+    elif "expires_in" in body:
+        raise BadRequest("'expires_in' is for a hold: send it with \"hold\": true")
     txn, replayed = create(body["sender"], body["recipient"], amount,
                            txn_id=transaction_id(client_id, key),
-                           retry_key=key if client_id is not None else None)
+                           retry_key=key if client_id is not None else None, **options)
     request.response.status = 200 if replayed else 201
     if replayed:
         request.response.headers["Idempotent-Replayed"] = "true"
@@ -28,7 +35,10 @@ def _create(request, create):
 @view_config(route_name="transactions", request_method="POST")
 def create(request):
     service = request.transactions
-    return success(request, service.view(_create(request, service.create)))
+    txn = _create(request, service.create)
+    if txn["state"] == FAILED and is_hold(txn):
+        raise InsufficientFunds(txn["reason"], data=service.view(txn))
+    return success(request, service.view(txn))
 
 
 @view_config(route_name="transactions_immediately", request_method="POST")
@@ -39,6 +49,22 @@ def create_immediately(request):
         # Recorded, then lost the race for the funds: nothing moved.
         raise InsufficientFunds(txn["reason"], data=service.view(txn))
     return success(request, service.view(txn))
+
+
+@view_config(route_name="transaction_post", request_method="POST")
+def post(request):
+    body = request.validated["body"]
+    amount = body.get("amount")
+    service = request.transactions
+    txn = service.post(request.matchdict["id"],
+                       None if amount is None else parse_amount(amount, "amount"))
+    return success(request, service.view(txn))
+
+
+@view_config(route_name="transaction_void", request_method="POST")
+def void(request):
+    service = request.transactions
+    return success(request, service.view(service.void(request.matchdict["id"])))
 
 
 @view_config(route_name="process", request_method="POST")

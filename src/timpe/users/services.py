@@ -42,8 +42,7 @@ class UserService:
         if (self.store.get(NICKNAMES.name, (user["id"],)) is not None
                 or not self.store.insert(USERS.name, user)):
             raise Conflict(f"nickname {nickname!r} is already registered{alike}")
-        self.ledger.open(user)
-        return self.view(user, balance)
+        return self.view(user, self.ledger.open(user))
 
     def get(self, uid):
         """The stored user row, or NotFound."""
@@ -70,7 +69,7 @@ class UserService:
 
     def find(self, uid):
         user = self.get(uid)
-        return self.view(user, self.balance(user))
+        return self.view(user, self.ledger.head(uid, user))
 
     def all(self, limit=None, after=None):
         """Return (users by nickname with balances, the ``after`` of the next
@@ -91,9 +90,12 @@ class UserService:
         for start in range(0, len(page), HEADS_AT_ONCE):
             chunk = {u["id"]: u for u in page[start:start + HEADS_AT_ONCE]}
             self.ledger.from_hints(chunk)
-            balances.update({uid: row["balance"] for uid, row in self.ledger.heads(chunk).items()})
+            balances.update(self.ledger.heads(chunk))
         return [self.view(u, balances[u["id"]]) for u in page], more
 
     @staticmethod
-    def view(user, balance):
-        return {"id": user["id"], "nickname": user["nickname"], "balance": to_api(balance)}
+    def view(user, head):
+        """The user as shown: its balance and held total are its head's
+        (``held`` is NULL in rows of an earlier version: nothing held)."""
+        return {"id": user["id"], "nickname": user["nickname"],
+                "balance": to_api(head["balance"]), "held": to_api(head.get("held") or 0)}

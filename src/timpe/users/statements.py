@@ -14,14 +14,15 @@ yet on the recipient's. The newest entry's balance
 is the balance ``GET /users/{id}`` shows at that moment.
 
 A row carries one leg or many (timpe.ledger): each leg is one entry, with
-its own running balance; a debit carried as declined moved nothing and
-shows in no statement.
+its own running balance and running held total; a debit carried as
+declined moved nothing and shows in no statement. A hold shows on the
+sender's statement as its ``hold`` leg, then its ``void`` or ``post``.
 
 Pages never shift: ``before`` is a position (a row's seq and a leg's place
 in it), and rows are only ever appended above the newest, so paging down a
 statement while transfers go on shows each entry exactly once.
 """
-from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, MAX_LEGS, legs
+from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, HOLD, MAX_LEGS, POST, VOID, legs
 from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
 
@@ -30,7 +31,7 @@ from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 #: What a statement entry records (timpe.ledger, timpe.transactions.protocol).
-KINDS = (DEPOSIT, DEBIT, CREDIT)
+KINDS = (DEPOSIT, DEBIT, CREDIT, HOLD, VOID, POST)
 
 
 def position(seq, leg):
@@ -86,10 +87,11 @@ def entry(row, leg, txn):
     each entry's balance is the one below it plus its amount."""
     party = None
     if txn is not None:
-        party = txn["recipient"] if leg.kind == DEBIT else txn["sender"]
+        party = txn["sender"] if leg.kind == CREDIT else txn["recipient"]
     return {
         "seq": row["seq"], "kind": leg.kind, "amount": to_api(leg.amount),
-        "balance": to_api(leg.balance), "transaction_id": leg.transaction_id,
+        "balance": to_api(leg.balance), "held": to_api(leg.held),
+        "transaction_id": leg.transaction_id,
         "counterparty": party, "state": txn["state"] if txn is not None else None,
         "timestamp": row["timestamp"],
     }
