@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import assert_sound
 from tests.processes import race
-from timpe.errors import InsufficientFunds
+from timpe.errors import Conflict, InsufficientFunds
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
@@ -96,3 +96,42 @@ def test_the_wal_stays_small_while_processes_write_without_pause(tmp_path):
     # Measured: 2-8 MB checkpointing (13 MB with the machine kept busy
     # meanwhile: the checkpoints run on their own thread), 50 MB never.
     assert largest[100] < largest[10 ** 9] / 3
+
+
+def _decide_worker(barrier, results, path, action, txn_ids):
+    store = SQLiteStore(path)
+    service = TransactionService(store)
+    barrier.wait()
+    won = {}
+    for txn_id in txn_ids:
+        try:
+            txn = service.void(txn_id) if action == "void" else service.post(txn_id)
+            won[txn_id] = txn["state"]
+        except Conflict:
+            won[txn_id] = None
+    results.put((action, won))
+
+
+@pytest.mark.timeout(180)
+def test_a_post_and_a_void_of_each_hold_from_two_processes_at_once(store, db_path):
+    users = UserService(store)
+    a, b = users.register("buyer", 100_000)["id"], users.register("shop", 0)["id"]
+    service = TransactionService(store)
+    holds = [service.hold(a, b, 100)[0]["id"] for _ in range(60)]
+    rnd = random.Random(3)
+    orders = [rnd.sample(holds, len(holds)) for _ in range(4)]  # each its own order
+    outcomes = race(_decide_worker, [(db_path, action, order) for action, order in
+                                     zip(("post", "void", "post", "void"), orders)])
+    posted = voided = 0
+    for txn_id in holds:
+        final = service.find(txn_id)["state"]
+        said = {action: won[txn_id] for action, won in outcomes}
+        # The post and the void that lost heard 409; the winner's, the outcome.
+        winners = {action for action, won in outcomes if won[txn_id] is not None}
+        assert winners == {"post" if final == "finished" else "void"}, said
+        assert all(won[txn_id] in (None, final) for _, won in outcomes)
+        posted, voided = posted + (final == "finished"), voided + (final == "voided")
+    assert posted and voided  # they really raced
+    assert users.find(a)["balance"] == 1000 - posted and users.find(b)["balance"] == posted
+    assert users.find(a)["held"] == 0
+    assert_sound(store)
