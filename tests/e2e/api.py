@@ -42,6 +42,22 @@ class Api:
         return self.call("POST", path, json={"sender": sender, "recipient": recipient,
                                              "amount": amount})
 
+    def hold(self, sender, recipient, amount, **extra):
+        return self.call("POST", "/transactions", json={
+            "sender": sender, "recipient": recipient, "amount": amount, "hold": True, **extra})
+
+    def post(self, txn_id, amount=None):
+        return self.call("POST", f"/transactions/{txn_id}/post",
+                         json={} if amount is None else {"amount": amount})
+
+    def void(self, txn_id):
+        return self.call("POST", f"/transactions/{txn_id}/void")
+
+    def user(self, uid):
+        status, body = self.call("GET", f"/users/{uid}")
+        assert status == 200, body
+        return body["data"]
+
     def process(self):
         status, body = self.call("POST", "/process")
         assert status == 200, body
