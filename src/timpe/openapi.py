@@ -61,10 +61,11 @@ SCHEMAS = {
                      "true: reserve the amount on the sender's ledger at once (state "
                      "'held', or 422 for want of funds) until a post or a void "
                      "decides, or it expires"},
-            "expires_in": {"type": "integer", "minimum": 1, "description":
+            "expires_in": {"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN,
+                           "description":
                            "with hold: seconds until the background passes void the hold "
-                           f"(default holds.expires_in, {EXPIRES_IN}; at most "
-                           f"holds.max_expires_in, {MAX_EXPIRES_IN})"},
+                           f"(default holds.expires_in, {EXPIRES_IN} in etc/app.ini; at "
+                           f"most holds.max_expires_in, which may lower the maximum)"},
         },
     },
     "Post": {

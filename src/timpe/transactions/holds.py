@@ -32,7 +32,8 @@ from timpe.transactions.protocol import (
 )
 
 #: Seconds a hold lasts when the request names none, and the most it may
-#: name (settings ``holds.expires_in`` and ``holds.max_expires_in``).
+#: name (settings ``holds.expires_in`` and ``holds.max_expires_in``, which
+#: may lower the maximum, not raise it: the OpenAPI document states it).
 EXPIRES_IN = 3600
 MAX_EXPIRES_IN = 7 * 24 * 3600
 #: Why a hold voided without a client's request.
@@ -48,8 +49,9 @@ Expiry = namedtuple("Expiry", "default maximum")
 def expiry_from_settings(settings):
     expiry = Expiry(int(settings.get("holds.expires_in", EXPIRES_IN)),
                     int(settings.get("holds.max_expires_in", MAX_EXPIRES_IN)))
-    if not 1 <= expiry.default <= expiry.maximum:
-        raise ValueError("holds.expires_in must be between 1 and holds.max_expires_in")
+    if not 1 <= expiry.default <= expiry.maximum <= MAX_EXPIRES_IN:
+        raise ValueError("holds.expires_in must be between 1 and holds.max_expires_in, "
+                         f"which is at most {MAX_EXPIRES_IN}")
     return expiry
 
 
