@@ -8,7 +8,7 @@ import subprocess
 from timpe.paths import BIN
 from timpe.topology.private import processes_under
 
-TINY = ["--quick", "--probe", "300", "--immediate", "200", "--phase1", "300",
+TINY = ["--quick", "--probe", "300", "--immediate", "200", "--phase1", "300", "--holds", "100",
         "--reads", "20", "--history", "100", "--soak", "200", "-c", "8", "--rounds", "2",
         "--ceiling-seconds", "0.5"]
 FIGURES = (r"round 2/2: GET /probe_status \d+/s, POST /transactions/immediately \d+/s, "
@@ -18,6 +18,9 @@ FIGURES = (r"round 2/2: GET /probe_status \d+/s, POST /transactions/immediately 
            r"transfers/probe = \d+\.\d+, the median of 2 rounds",
            r"POST /transactions \(phase 1 only\): \d+ transfers/s",
            r"drained \d+ queued transfers in [\d.]+ s = \d+ transfers/s",
+           r"POST /transactions \(hold\): \d+ holds/s, p50 [\d.]+ ms, .*http 201 x100",
+           r"POST /transactions/\{id\}/post: \d+ posts/s, p50 [\d.]+ ms, .*http 200 x100",
+           r"transfers/s \d+ \(immediate\), holds/s \d+, posts/s \d+",
            r"GET /users/\{id\}, 10 ledger rows: p50 [\d.]+ ms, p99",
            r"GET /users/\{id\}, 100 ledger rows: p50 [\d.]+ ms, p99",
            r"read long/short \(p50\) = \d+\.\d+",

@@ -15,6 +15,8 @@ One keep-alive client (timpe.bench.load) prints:
   ratios is the headline figure;
 * phase-1-only transfers/s (POST /transactions);
 * how fast POST /process?limit= drains the transfers phase 1 queued;
+* holds/s (POST /transactions with "hold": true) and posts/s (POST
+  /transactions/{id}/post of each), beside immediate transfers/s;
 * GET /users/{id} latency for a user with ~10 ledger rows and one with a
   long history (built in-process through the configured store before the
   measurements, see timpe.bench.history);
@@ -43,16 +45,16 @@ from timpe.topology.render import WORKERS
 
 # A probe is ~3x faster than a transfer: 4x the count keeps each round's
 # runs about as long (a second or more each).
-FULL = {"probe": 80000, "immediate": 20000, "phase1": 10000, "reads": 1000,
+FULL = {"probe": 80000, "immediate": 20000, "phase1": 10000, "holds": 10000, "reads": 1000,
         "history": 100000, "soak": 100000}
-QUICK = {"probe": 4000, "immediate": 1000, "phase1": 1000, "reads": 200,
+QUICK = {"probe": 4000, "immediate": 1000, "phase1": 1000, "holds": 1000, "reads": 200,
          "history": 2000, "soak": 2000}
 # On CrateDB a transfer is ~20x slower than a probe, and the long history
 # is built through the protocol at ~20 transfers/s (one chain of one
 # user's seqs): counts that keep a full run to about ten minutes.
-FULL_CRATE = {"probe": 40000, "immediate": 8000, "phase1": 5000, "reads": 500,
+FULL_CRATE = {"probe": 40000, "immediate": 8000, "phase1": 5000, "holds": 5000, "reads": 500,
               "history": 5000, "soak": 10000}
-QUICK_CRATE = {"probe": 4000, "immediate": 800, "phase1": 1000, "reads": 100,
+QUICK_CRATE = {"probe": 4000, "immediate": 800, "phase1": 1000, "holds": 800, "reads": 100,
                "history": 500, "soak": 1000}
 USERS = 64
 # Probe and immediate runs alternate: a drift of the machine hits both. One
@@ -93,11 +95,12 @@ class Progress:
             self.stream.write("\n")
 
 
-def transfer_requests(host, path, ids, count, rnd):
+def transfer_requests(host, path, ids, count, rnd, **extra):
     raws = []
     for _ in range(count):
         sender, recipient = rnd.sample(ids, 2)
-        body = json.dumps({"sender": sender, "recipient": recipient, "amount": 0.01}).encode()
+        body = json.dumps({"sender": sender, "recipient": recipient, "amount": 0.01,
+                           **extra}).encode()
         raws.append(load.request_bytes("POST", path, host, body))
     return raws
 
@@ -110,10 +113,10 @@ class Bench:
         self.node_pids = node_pids  # () -> {node: pid}; None: RSS not measured
         self.rnd = random.Random(seed)
 
-    def load(self, label, raws, concurrency=None):
+    def load(self, label, raws, concurrency=None, keep=False):
         bar = Progress(label, len(raws))
         result = load.run(self.host, self.port, raws, concurrency or self.concurrency,
-                          progress=bar)
+                          keep=keep, progress=bar)
         bar.end()
         return result
 
@@ -123,6 +126,15 @@ class Bench:
 
     def transfers(self, label, path, count, ids):
         return self.load(label, transfer_requests(self.hostname, path, ids, count, self.rnd))
+
+    def holds(self, count, ids):
+        """Holds, then a post of each one held: (holds, posts)."""
+        held = self.load("holds", transfer_requests(self.hostname, "/transactions", ids, count,
+                                                    self.rnd, hold=True), keep=True)
+        posts = [load.request_bytes("POST", f"/transactions/{json.loads(body)['data']['id']}"
+                                    "/post", self.hostname, b"{}")
+                 for status, body in held.bodies if status == 201]
+        return held, self.load("posts", posts)
 
     def drain(self, expected):
         """POST /process?limit=BATCH until a batch processes nothing."""
@@ -251,6 +263,14 @@ def measure(bench, ids, short, long_id, say):
     say(f"POST /process?limit={BATCH}: drained {processed} queued transfers in {seconds:.2f} s "
         f"= {processed / seconds:.0f} transfers/s ({batches} batches, {kinds})")
 
+    holds, posts = bench.holds(c["holds"], ids)
+    for what, path, result in (("holds", "POST /transactions (hold)", holds),
+                               ("posts", "POST /transactions/{id}/post", posts)):
+        say(f"{path}: {result.rate:.0f} {what}/s, p50 {ms(result.percentile(50))}, "
+            f"p99 {ms(result.percentile(99))} ({answers(result)})")
+    say(f"transfers/s {immediate.rate:.0f} (immediate), holds/s {holds.rate:.0f}, "
+        f"posts/s {posts.rate:.0f}")
+
     short_reads, long_reads = bench.reads([short, long_id], c["reads"])
     read_ratio = long_reads.percentile(50) / short_reads.percentile(50)
     say(f"GET /users/{{id}}, 10 ledger rows: p50 {ms(short_reads.percentile(50))}, "
@@ -264,7 +284,7 @@ def measure(bench, ids, short, long_id, say):
     after = bench.rss()
     say(f"{c['soak']} more immediate transfers: {soak.rate:.0f}/s ({answers(soak)})")
     report_rss(cold, before, after, say)
-    bad = [r for r in (probe, immediate, phase1, soak) if r.ok() != r.count]
+    bad = [r for r in (probe, immediate, phase1, holds, posts, soak) if r.ok() != r.count]
     if bench.store == "crate":
         fives = sum(n for r in (immediate, phase1, soak) for k, n in r.kinds.items()
                     if k.startswith("http 5"))
