@@ -248,3 +248,30 @@ def test_a_leg_waiting_behind_a_stuck_leader_gives_up_only_when_asked(store):
     TransactionService(store).process()
     assert states(store, [first, second]) == ["finished", "finished"]
     assert_sound(store)
+
+
+def test_a_batch_of_a_hold_s_void_and_holds_that_do_not_all_fit(store):
+    """The legs of holds batch like any: the void (a credit) goes first,
+    then each hold while it fits; the one that does not is declined, and
+    each row keeps the running held total beside the balance."""
+    from timpe.transactions.holds import void_changes
+    from timpe.transactions.protocol import Processor
+    ids = register(store, a=500, b=0)
+    service = TransactionService(store)
+    # Recorded while the balance covered them, their legs not yet carried.
+    later = [service._create(ids["a"], ids["b"], amount, None, True, None, hold=(None,))[0]
+             for amount in (400, 200)]
+    first = service.hold(ids["a"], ids["b"], 300)[0]  # balance 200, held 300
+    first = Processor(store).decide(service.find(first["id"]),
+                                    **void_changes(service.users.ledger, first))
+    assert first["state"] == "voiding"
+    out = Appender(store).append_many(ids["a"], [
+        *((t["id"], -t["amount"], t["debit_seq"], "hold", t["amount"]) for t in later),
+        (first["id"], 300, first["release_seq"], "void", -300)])
+    assert len({row["seq"] for row, _ in out}) == 1
+    assert [(leg.kind, leg.balance, leg.held) for leg in legs(out[0][0])] == [
+        ("void", 500, 0), ("hold", 100, 400), ("declined", 100, 400)]
+    ended = [service.complete(service.find(t["id"]))["state"] for t in (first, *later)]
+    assert ended == ["voided", "held", "failed"]
+    assert UserService(store).find(ids["a"])["held"] == 4
+    assert_sound(store)

@@ -215,3 +215,20 @@ def test_holds_on_a_hot_account_share_rows(store):
     assert ended == ["held"] * 3 + ["finished"]
     assert users.find(hot)["held"] == 6
     assert_sound(store)
+
+
+def test_the_ini_sets_the_default_and_may_lower_the_maximum(db_path, store):
+    from tests.spec import SpecTestApp
+    from timpe import main
+    app = SpecTestApp(main({}, **{"sqlite.path": db_path, "holds.expires_in": "30",
+                                  "holds.max_expires_in": "60"}))
+    a = app.post_json("/users", {"nickname": "ann", "balance": 10}).json["data"]["id"]
+    b = app.post_json("/users", {"nickname": "bob"}).json["data"]["id"]
+    held = hold(app, a, b, 1)["data"]
+    assert held["expires"] - held["timestamp"] == pytest.approx(30_000, abs=1000)
+    assert "at most 60 seconds" in hold(app, a, b, 1, status=400, expires_in=61)["msg"]
+    hold(app, a, b, 1, expires_in=60)
+    for wrong in ({"holds.expires_in": "61", "holds.max_expires_in": "60"},
+                  {"holds.max_expires_in": "604801"}, {"holds.expires_in": "0"}):
+        with pytest.raises(ValueError):
+            main({}, **{"sqlite.path": db_path, **wrong})
