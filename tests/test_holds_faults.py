@@ -8,24 +8,16 @@ import pytest
 
 from tests.conftest import assert_sound
 from tests.faults import Crash, FaultyStore
+from tests.test_protocol_faults import calls_of, setup_users
 from timpe.errors import Conflict
+from timpe.money import to_api
 from timpe.store.schema import TRANSACTIONS
+from timpe.store.sqlite import SQLiteStore
 from timpe.transactions.holds import Decision
 from timpe.transactions.protocol import RESTING, Processor
 from timpe.transactions.recovery import Recovery
 from timpe.transactions.services import TransactionService
 from timpe.users.services import UserService
-
-
-def setup_users(store, **balances):
-    users = UserService(store)
-    return {name: users.register(name, cents)["id"] for name, cents in balances.items()}
-
-
-def calls_of(store, action):
-    counter = FaultyStore(store)
-    action(counter)
-    return counter.calls
 
 
 def recover(store):
@@ -41,7 +33,6 @@ def balances(store, ids):
 
 @pytest.mark.parametrize("mode", ["before", "after"])
 def test_a_crash_at_every_call_of_a_hold(store, tmp_path, mode):
-    from timpe.store.sqlite import SQLiteStore
     count = SQLiteStore(tmp_path / "count.sqlite")
     count.setup()
     counted = setup_users(count, a=10000, b=0)
@@ -56,14 +47,9 @@ def test_a_crash_at_every_call_of_a_hold(store, tmp_path, mode):
         assert_sound(store)
         states = [t["state"] for t in store.scan(TRANSACTIONS.name)]
         assert set(states) <= {"held"}  # recorded ones are reserved, once each
-        assert balances(store, ids)["a"] == (to_cents(1_000_000 - 3000 * len(states)),
-                                             to_cents(3000 * len(states)))
+        assert balances(store, ids)["a"] == (to_api(1_000_000 - 3000 * len(states)),
+                                             to_api(3000 * len(states)))
     assert len(states) >= total - 4  # only a cut before the insert loses it
-
-
-def to_cents(amount):
-    from timpe.money import to_api
-    return to_api(amount)
 
 
 @pytest.mark.parametrize("action", ["post", "part", "void"])
@@ -77,7 +63,6 @@ def test_a_crash_at_every_call_of_a_decision_then_a_rival_decides(store, tmp_pat
             return service.void(txn_id)
         return service.post(txn_id, 1000 if what == "part" else None)
 
-    from timpe.store.sqlite import SQLiteStore
     count = SQLiteStore(tmp_path / "count.sqlite")
     count.setup()
     cids = setup_users(count, a=10000, b=0)
@@ -107,7 +92,7 @@ def test_a_crash_at_every_call_of_a_decision_then_a_rival_decides(store, tmp_pat
                     "void": ("voided", (10000, 0), (0, 0))}[winner]
         got = balances(store, ids)
         assert (state, got["a"], got["b"]) == (expected[0], *(
-            tuple(to_cents(x) for x in pair) for pair in expected[1:]))
+            tuple(to_api(x) for x in pair) for pair in expected[1:]))
     assert_sound(store)
 
 

@@ -89,3 +89,35 @@ def join_all(threads, timeout=60):
     for thread in threads:
         thread.join(max(0, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "load threads did not stop"
+
+
+#: Seconds past the grace period by which what a kill cut must have
+#: settled: passes every second or so, on CrateDB a refresh of its
+#: searches, and a node restarted meanwhile.
+SLACK = 8
+
+
+def kill_under_load(running, stop, threads, node="app"):
+    """SIGKILL ``node`` of ``running`` while ``threads`` load it; once
+    supervisord has it serving again, stop the load (``stop``, an Event).
+    Return when it was killed (time.monotonic())."""
+    old = running.topology.kill_node(node)
+    killed = time.monotonic()
+    deadline = killed + 30
+    while time.monotonic() < deadline and running.topology.pid(node) in (None, old):
+        time.sleep(0.1)
+    running.topology.wait_http(f"{running.node_urls[node]}/probe_status")
+    time.sleep(1)
+    stop.set()
+    join_all(threads)
+    return killed
+
+
+def emptied(pending, deadline):
+    """When ``pending()`` (a search) first came back empty (time.monotonic()),
+    or None if it did not before ``deadline``."""
+    while time.monotonic() < deadline:
+        if not pending():
+            return time.monotonic()
+        time.sleep(0.5)
+    return None

@@ -7,15 +7,11 @@ import time
 from collections import Counter
 from decimal import Decimal
 
-from tests.e2e.api import Api, join_all, nick, run_threads
+from tests.e2e.api import SLACK, Api, emptied, join_all, kill_under_load, nick, run_threads
 from timpe.audit import audit
 from timpe.cli import load_settings
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.protocol import HELD, PHASE2
-
-#: Seconds past the grace period by which everything must have settled
-#: (as tests/e2e/test_recovery.py).
-SLACK = 8
 
 
 def test_a_post_and_a_void_through_both_nodes_at_once_one_wins(topology):
@@ -119,26 +115,13 @@ def test_a_node_killed_under_holds_posts_and_voids_settles_each_once(topology):
 
     threads = run_threads(8, load)
     time.sleep(3)
-    old = topology.topology.kill_node("app")
-    killed = time.monotonic()
-    deadline = killed + 30
-    while time.monotonic() < deadline and topology.topology.pid("app") in (None, old):
-        time.sleep(0.1)
-    topology.topology.wait_http(f"{topology.node_urls['app']}/probe_status")
-    time.sleep(1)
-    stop.set()
-    join_all(threads)
+    killed = kill_under_load(topology, stop, threads)
     assert answers["hold 201"] > 20 and answers["decide 200"] > 10, answers
 
     # Nobody calls /process: the background passes finish what the kill cut.
-    settled = None
-    while time.monotonic() < killed + grace + SLACK:
-        if not unsettled(store):
-            settled = time.monotonic() - killed
-            break
-        time.sleep(0.5)
+    settled = emptied(lambda: unsettled(store), killed + grace + SLACK)
     assert settled is not None, [(t["id"], t["state"]) for t in unsettled(store)[:5]]
-    print(f"{topology.store_name}: holds settled {settled:.1f} s after the SIGKILL; "
+    print(f"{topology.store_name}: holds settled {settled - killed:.1f} s after the SIGKILL; "
           f"answers {dict(answers)}")
     # Every acknowledged decision is the outcome; every other hold has one.
     states = Counter()

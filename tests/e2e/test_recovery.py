@@ -10,17 +10,12 @@ from collections import Counter
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.api import join_all, nick, run_threads
+from tests.e2e.api import SLACK, emptied, kill_under_load, nick, run_threads
 from timpe.audit import audit
 from timpe.cli import load_settings
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.recovery import PHASE2
 from timpe.transactions.services import TransactionService
-
-#: Seconds past the grace period by which everything must have settled:
-#: passes every second or so, on CrateDB a refresh of its searches, and a
-#: node restarted meanwhile.
-SLACK = 8
 
 
 def resumed_by(running):
@@ -67,29 +62,16 @@ def test_a_node_killed_under_load_settles_without_process(topology):
 
     threads = run_threads(8, load)
     time.sleep(3)
-    old = topology.topology.kill_node("app")
-    killed = time.monotonic()
-    deadline = killed + 30
-    while time.monotonic() < deadline and topology.topology.pid("app") in (None, old):
-        time.sleep(0.1)
-    topology.topology.wait_http(f"{topology.node_urls['app']}/probe_status")
-    time.sleep(1)
-    stop.set()
-    join_all(threads)
+    killed = kill_under_load(topology, stop, threads)
     assert answers[201] > 20, answers  # under load, also on a busy CrateDB
     cut = len([t for t in in_phase_2(store) if t["id"] not in left])
 
     # Nobody calls /process: the nodes' background passes must settle it all.
-    settled = None
-    while time.monotonic() < killed + grace + SLACK:
-        if not in_phase_2(store):
-            settled = time.monotonic() - killed
-            break
-        time.sleep(0.5)
+    settled = emptied(lambda: in_phase_2(store), killed + grace + SLACK)
     stuck = in_phase_2(store)
     assert settled is not None, f"{len(stuck)} transfers still in phase 2 " \
         f"{grace + SLACK:.0f} s after the kill: {[(t['id'], t['state']) for t in stuck[:5]]}"
-    print(f"{topology.store_name}: everything settled {settled:.1f} s after the SIGKILL "
+    print(f"{topology.store_name}: everything settled {settled - killed:.1f} s after the SIGKILL "
           f"(grace {grace:.0f} s); {cut} transfers cut off in phase 2 by the kill besides "
           f"the {len(left)} left there before; answers {dict(answers)}")
 

@@ -115,23 +115,22 @@ class Recovery:
         """The held transfers past their expiry, as stored now, the ones
         that expired first first."""
         now = now_ms()
-        rows = self.store.scan(TRANSACTIONS.name, where={"state": HELD},
-                               order_by=("expires", "id"), limit=self.batch)
-        keys = [(t["id"],) for t in rows if t["expires"] <= now]
-        if not keys:
-            return []
-        current = self.store.get_many(TRANSACTIONS.name, keys)
-        return sorted((t for t in current if t["state"] == HELD and t["expires"] <= now),
-                      key=lambda t: (t["expires"], t["id"]))
+        return self._found([HELD], "expires", lambda t: t["expires"] <= now)
 
     def _stale(self, states, cutoff):
         """The transfers of ``states`` that have not moved since ``cutoff``
         (ms), as stored now, least recently moved first."""
+        return self._found(states, "updated", lambda t: t["updated"] <= cutoff)
+
+    def _found(self, states, column, due):
+        """At most ``batch`` transfers of ``states`` first in the order of
+        ``column``, found by a search, that are ``due`` as stored now (read
+        by key: a search may show an old version of a row)."""
         rows = self.store.scan(TRANSACTIONS.name, where={"state": states},
-                               order_by=("updated", "id"), limit=self.batch)
-        keys = [(t["id"],) for t in rows if t["updated"] <= cutoff]
+                               order_by=(column, "id"), limit=self.batch)
+        keys = [(t["id"],) for t in rows if due(t)]
         if not keys:
             return []
         current = self.store.get_many(TRANSACTIONS.name, keys)
-        return sorted((t for t in current if t["state"] in states and t["updated"] <= cutoff),
-                      key=lambda t: (t["updated"], t["id"]))
+        return sorted((t for t in current if t["state"] in states and due(t)),
+                      key=lambda t: (t[column], t["id"]))
