@@ -27,6 +27,23 @@ class ITransactionService(Interface):
     def immediately(sender, recipient, amount, txn_id=None):
         """Phase 1 and phase 2 at once; return (transaction, replayed)."""
 
+    def hold(sender, recipient, amount, txn_id=None, retry_key=None, expires_in=None):
+        """Record a hold and reserve its amount on the sender's ledger at
+        once; return (transaction, replayed): ``held``, or ``failed`` for
+        want of funds. It expires after ``expires_in`` seconds (None: the
+        default); BadRequest past the maximum."""
+
+    def post(txn_id, amount=None):
+        """Post the hold: ``amount`` (None: all of it) to the recipient, the
+        rest back to the sender; return it ``finished``. A retry answers the
+        same; Conflict when it was voided, expired, failed, posted with
+        another amount, or is no hold; BadRequest for more than it holds."""
+
+    def void(txn_id):
+        """Void the hold (it returns to the sender), or cancel a transfer
+        still ``initial``; return it ``voided``. A retry answers the same;
+        Conflict once it was posted or has left ``initial``."""
+
     def find(txn_id):
         """Return one transaction, or raise NotFound."""
 
