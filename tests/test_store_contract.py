@@ -615,3 +615,42 @@ def test_after_setup_the_store_serves_and_says_how(store):
         ready, why = store.serving()
     assert ready, why
     assert why == "a local file" if store.name == "sqlite" else why.startswith(("green", "yellow"))
+
+
+def _race_decisions(barrier, results, spec, action, txn_ids):
+    from timpe.errors import Conflict
+    store = spec.open()
+    service = TransactionService(store)
+    barrier.wait()
+    said = []
+    for txn_id in txn_ids:
+        try:
+            said.append((service.post(txn_id) if action == "post"
+                         else service.void(txn_id))["state"])
+        except Conflict:
+            said.append(None)
+    store.close()
+    results.put((action, said))
+
+
+def test_holds_posted_and_voided_by_racing_processes_have_one_outcome_each(store, spec):
+    from timpe.audit import audit
+    users = UserService(store)
+    a, b = users.register("buyer", 10_000)["id"], users.register("shop", 0)["id"]
+    service = TransactionService(store)
+    holds = [service.hold(a, b, 100)[0]["id"] for _ in range(12)]
+    actions = ["post", "void"] * (PROCESSES // 2)
+    outcome = race(_race_decisions, [(spec, action, holds) for action in actions], "fork")
+    posted = 0
+    for i, txn_id in enumerate(holds):
+        final = service.find(txn_id)["state"]
+        winner = "post" if final == "finished" else "void"
+        assert final in ("finished", "voided")
+        # Every racer of the winning decision says the outcome; the others, 409.
+        assert {(action, said[i]) for action, said in outcome} == {
+            (winner, final), ("void" if winner == "post" else "post", None)}
+        posted += final == "finished"
+    assert (users.find(a)["balance"], users.find(a)["held"]) == (
+        to_api(10_000 - 100 * posted), 0)
+    assert users.find(b)["balance"] == to_api(100 * posted)
+    assert audit(store)["problems"] == []

@@ -356,7 +356,7 @@ def audit_store(config, say, quiescent=True):
         store.close()
     say(f"audit: {len(report['problems'])} problems, initial total "
         f"{report['initial_total']}, balances {report['balance_total']}, "
-        f"in flight {report['in_flight']}")
+        f"held {report['held_total']}, in flight {report['in_flight']}")
     return not report["problems"]
 
 
