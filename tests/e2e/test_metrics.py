@@ -33,7 +33,7 @@ def test_each_node_and_haproxy_serve_their_metrics(topology):
         assert probes[(("method", "GET"), ("route", "probe_status"), ("status", "200"))] > 0
         assert samples(text, "timpe_recovery_passes_total")[(("outcome", "ok"),)] > 0
         assert set(dict(k)["state"] for k in samples(text, "timpe_transfers_pending")) \
-            == {"initial", "in progress", "committed"}
+            == {"initial", "in progress", "committed", "posting", "voiding", "held"}
     haproxy = requests.get(f"{topology.url}/__haproxy_stats/metrics", timeout=10)
     assert haproxy.status_code == 200
     assert samples(haproxy.text, "haproxy_backend_http_responses_total")
