@@ -248,7 +248,8 @@ def _transfer(immediately=False):
         "parameters": [IDEMPOTENCY_KEY],
         "requestBody": _body("NewTransaction"),
         "responses": {
-            "201": {**_json("recorded" + (" and finished" if immediately else ""),
+            "201": {**_json("recorded" + (" and finished" if immediately else "") +
+                            "; with \"hold\": true, recorded and held",
                             _success(ref("Transaction"))),
                     "links": _links(transaction="show_transaction")},
             "200": {**_json("a retry (same id or Idempotency-Key, same body): the first "
