@@ -1,6 +1,6 @@
 import pytest
 
-from tests.spec import SpecTestApp
+from tests.spec import SpecTestApp, app_settings
 from tests.topologies import Running, start
 from timpe import main
 from timpe.audit import audit
@@ -23,7 +23,7 @@ def store(db_path):
 @pytest.fixture
 def app(store, db_path):
     """The WSGI app; every response it gives is checked against the OpenAPI spec."""
-    return SpecTestApp(main({}, **{"sqlite.path": db_path}))
+    return SpecTestApp(main({}, **app_settings(db_path)))
 
 
 @pytest.fixture

@@ -4,11 +4,13 @@
 call they make is also a test that the spec describes the implementation.
 """
 from decimal import Decimal
+from pathlib import Path
 
 import simplejson
 from pyramid.interfaces import IRoutesMapper
 from webtest import TestApp
 
+from timpe.auth import client, keys
 from timpe.openapi import SPEC
 from timpe.validation import compile_schema
 
@@ -53,7 +55,32 @@ def check_response(registry, method, path, status, content_type, body):
     assert not errors, f"{method} {path} {status}: {errors[0].message} at {list(errors[0].path)}"
 
 
+def app_settings(db_path, **more):
+    """A node's settings on the SQLite file ``db_path``, with an operator key
+    of its own in a file beside it."""
+    key_file = Path(f"{db_path}.operator.key")
+    keys.ensure_operator_key(key_file)
+    return {"sqlite.path": str(db_path), "auth.operator_key_file": str(key_file), **more}
+
+
+def operator_key(wsgi):
+    """The operator key of ``wsgi``, a node made with app_settings."""
+    return keys.read_operator_key(wsgi.registry.settings["auth.operator_key_file"])
+
+
+def sends(key):
+    """WebTest's extra_environ that sends ``key`` (None: no key at all)."""
+    return {"HTTP_AUTHORIZATION": client.headers(key).get("Authorization", "")}
+
+
 class SpecTestApp(TestApp):
+    """Sends the node's operator key unless told otherwise (``extra_environ``
+    or ``headers`` of a request: see ``sends``)."""
+
+    def __init__(self, app, extra_environ=None, **kwargs):
+        super().__init__(app, extra_environ={**sends(operator_key(app)), **(extra_environ or {})},
+                         **kwargs)
+
     def do_request(self, req, status=None, expect_errors=None):
         res = super().do_request(req, status=status, expect_errors=expect_errors)
         # The raw PATH_INFO: req.path_info raises on a path that is not UTF-8.

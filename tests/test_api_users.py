@@ -8,6 +8,8 @@ from tests.counting import Counting
 
 def test_register_and_list_in_seed_shape(app):
     created = app.post_json("/users", {"nickname": "zoe", "balance": 5}, status=201).json
+    key = created["data"].pop("key")  # the new user's API key, shown this once
+    assert key.startswith(f"timpe_{hashlib.sha1(b'zoe').hexdigest()}_")
     assert created == {"status": "success", "data": {
         "id": hashlib.sha1(b"zoe").hexdigest(), "nickname": "zoe", "balance": 5, "held": 0}}
     app.post_json("/users", {"nickname": "adam"}, status=201)  # balance defaults to 0

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import assert_sound, snapshot
-from tests.spec import SpecTestApp
+from tests.spec import SpecTestApp, app_settings
 from timpe import main
 from timpe.errors import InsufficientFunds, NotFound
 from timpe.ledger import HINT_STRIDE
@@ -115,7 +115,7 @@ def test_at_most_size_rows_are_kept_the_oldest_go_first():
 
 
 def test_two_app_nodes_keep_their_own_rows(store, db_path):
-    nodes = [SpecTestApp(main({}, **{"sqlite.path": db_path})) for _ in range(2)]
+    nodes = [SpecTestApp(main({}, **app_settings(db_path))) for _ in range(2)]
     ids = [nodes[0].post_json("/users", {"nickname": n, "balance": 10}).json["data"]["id"]
            for n in ("alice", "bob")]
     for i in range(24):

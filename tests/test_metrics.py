@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.spec import SpecTestApp
+from tests.spec import SpecTestApp, app_settings
 from timpe import main
 from timpe.metrics.instruments import REQUEST_BUCKETS
 from timpe.metrics.local import LocalHistogram
@@ -100,8 +100,8 @@ def test_a_background_pass_sets_the_pending_gauges(app, register):
 
 
 def test_metrics_turned_off(db_path, store):
-    app = SpecTestApp(main({}, **{"sqlite.path": db_path, "metrics.enabled": "false",
-                                  "recovery.enabled": "false"}))
+    app = SpecTestApp(main({}, **app_settings(db_path, **{"metrics.enabled": "false",
+                                                          "recovery.enabled": "false"})))
     res = app.get("/metrics", status=404)
     assert res.json["status"] == "failed" and "metrics.enabled" in res.json["msg"]
     registry = app.app.registry

@@ -3,6 +3,7 @@ import pytest
 
 from tests.conftest import snapshot
 from tests.counting import Counting
+from tests.spec import SpecTestApp, app_settings
 from timpe import main
 from timpe.ledger import MAX_LEGS
 from timpe.store.sqlite import SQLiteStore
@@ -128,6 +129,5 @@ def test_statement_through_a_second_app_on_the_same_file(db_path, app, register)
     """Another node (its own process state) pages the same statement."""
     a, b = register("ann", 3), register("bob")
     app.post_json("/transactions/immediately", {"sender": a, "recipient": b, "amount": 1})
-    from webtest import TestApp
-    other = TestApp(main({}, **{"sqlite.path": db_path}))
+    other = SpecTestApp(main({}, **app_settings(db_path)))
     assert [e["seq"] for e in statement(other, a)["data"]] == [1, 0]

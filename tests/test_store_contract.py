@@ -75,7 +75,7 @@ def store(spec):
 
 def user(uid="u1", nickname="alice", **extra):
     return {"id": uid, "nickname": nickname, "initial_balance": 0,
-            "head_seq": 0, "timestamp": 1, **extra}
+            "head_seq": 0, "timestamp": 1, "key_hash": None, **extra}
 
 
 def entry(user_id="u1", seq=0, amount=100):
@@ -605,6 +605,32 @@ def test_a_store_of_an_earlier_version_gains_the_columns_of_holds_and_serves_the
     assert [UserService(store).find(u)["balance"] for u in ("u1", "u2")] == [to_api(350),
                                                                               to_api(150)]
     assert UserService(store).find("u1")["held"] == 0
+
+
+# The users table as an earlier version made it: no key_hash column.
+EARLIER_USERS = {
+    "sqlite": "CREATE TABLE users (id TEXT PRIMARY KEY, nickname TEXT NOT NULL, initial_balance "
+              "INTEGER NOT NULL, head_seq INTEGER NOT NULL, timestamp INTEGER NOT NULL, "
+              "version INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID",
+    "crate": "CREATE TABLE users (id TEXT PRIMARY KEY, nickname TEXT NOT NULL, initial_balance "
+             "BIGINT NOT NULL, head_seq BIGINT NOT NULL, \"timestamp\" BIGINT NOT NULL) "
+             "WITH (column_policy = 'strict')",
+}
+
+
+def test_setup_gives_users_of_an_earlier_version_their_key_hash_column(store):
+    store.sql("DROP TABLE users")
+    store.sql(EARLIER_USERS[store.name])
+    earlier = {k: v for k, v in user().items() if k != "key_hash"}
+    store.sql("INSERT INTO users (id, nickname, initial_balance, head_seq, \"timestamp\") "
+              "VALUES (?, ?, ?, ?, ?)", tuple(earlier[c] for c in
+                                            ("id", "nickname", "initial_balance", "head_seq",
+                                             "timestamp")))
+    assert store.setup() == []  # every table is there: it only gains the column
+    assert store.setup() == []
+    assert store.get(USERS.name, ("u1",))["key_hash"] is None  # a user from before has no key
+    assert store.update(USERS.name, ("u1",), {"key_hash": "ab" * 32})
+    assert store.get(USERS.name, ("u1",))["key_hash"] == "ab" * 32
 
 
 def test_after_setup_the_store_serves_and_says_how(store):

@@ -14,5 +14,6 @@ def main(global_config, **settings):
         config.include("timpe.store")
         config.include("timpe.users")
         config.include("timpe.transactions")
+        config.include("timpe.auth")  # after every route: the rights cover them all
         config.include("timpe.background")
         return config.make_wsgi_app()

@@ -3,6 +3,7 @@
 
 class ApiError(Exception):
     status = 400
+    headers = {}  # sent with the answer
 
     def __init__(self, msg, **extra):
         super().__init__(msg)
@@ -12,6 +13,22 @@ class ApiError(Exception):
 
 class BadRequest(ApiError):
     status = 400
+
+
+class Unauthorized(ApiError):
+    """No key, or one no node knows (RFC 6750: the challenge says which)."""
+    status = 401
+
+    def __init__(self, msg, invalid=True):
+        super().__init__(msg)
+        challenge = 'Bearer realm="TiMPE"'
+        self.headers = {"WWW-Authenticate": challenge + (', error="invalid_token"'
+                                                         if invalid else "")}
+
+
+class Forbidden(ApiError):
+    """A valid key without the right."""
+    status = 403
 
 
 class NotFound(ApiError):

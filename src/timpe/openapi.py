@@ -6,6 +6,7 @@ operation into the request validators of ``timpe.validation``.
 """
 from pyramid.view import view_config
 
+from timpe.auth.keys import KEY
 from timpe.money import CENT, MAX_AMOUNT, SCALE
 from timpe.transactions.holds import EXPIRES_IN, MAX_EXPIRES_IN
 from timpe.transactions.protocol import STATES
@@ -116,13 +117,23 @@ SCHEMAS = {
                      "the sum of the user's open holds: reserved, no longer spendable"},
         },
     },
+    "UserKey": {
+        "type": "object", "required": ["id", "key"],
+        "properties": {"id": {"type": "string"}, "key": ref("ApiKey")},
+    },
+    "ApiKey": {
+        "type": "string", "pattern": f"^{KEY.pattern}$",
+        "description": "the user's API key, shown once: send it as "
+                       "'Authorization: Bearer <key>'",
+    },
     "Transaction": {
         "type": "object",
         "required": ["id", "sender", "recipient", "amount", "state", "timestamp", "updated"],
         "properties": {
             "id": {"type": "string", "description":
-                   "the client's id; else 'key-' and the SHA-1 hex of the Idempotency-Key; "
-                   "else a UUIDv7 in 32 hex digits, drawn by the service"},
+                   "the client's id; else 'key.' and the SHA-1 hex of the Idempotency-Key; "
+                   "else a UUIDv7 in 32 hex digits, drawn by the service. A user's own "
+                   "ids (not the operator's) are prefixed with her user id and '.'"},
             "sender": {"type": "string"},
             "recipient": {"type": "string"}, "amount": ref("Money"),
             "state": {"enum": list(STATES)},
@@ -156,6 +167,10 @@ SCHEMAS = {
         },
     },
 }
+
+
+SCHEMAS["NewUserKey"] = {**SCHEMAS["User"], "required": [*SCHEMAS["User"]["required"], "key"],
+                         "properties": {**SCHEMAS["User"]["properties"], "key": ref("ApiKey")}}
 
 
 def _success(data_schema):
@@ -195,11 +210,26 @@ ERRORS = {
     "413": _error(f"request body larger than {MAX_BODY} bytes"),
     "422": _error("insufficient funds (the failed transaction is in 'data')"),
     "503": _error("the store did not answer; the request may be retried"),
+    "401": {**_error("no API key, or one that is unknown or revoked"),
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"},
+                                             "description": "Bearer (RFC 6750)"}}},
+    "403": _error("the key is valid but has not the right (another user's data, money or "
+                  "transfer, or what only the operator may do)"),
+    "429": {**_error("too many requests from this address or with this key (HAProxy): "
+                     "retry after the seconds Retry-After gives"),
+            "headers": {"Retry-After": {"schema": {"type": "string"}}}},
 }
 
 
 def _errors(*codes):
-    return {code: ERRORS[code] for code in codes}
+    """These errors, and 429: HAProxy may refuse any request over the rate limits."""
+    return {code: ERRORS[code] for code in (*codes, "429")}
+
+
+#: Who may call an operation (timpe.auth.rights decides): a key, or none.
+BEARER = [{"bearer": []}]
+OPTIONAL_KEY = [{}, {"bearer": []}]
+NO_KEY = []
 
 
 def _body(name):
@@ -230,16 +260,20 @@ def _register(alias=""):
     return {
         "operationId": "register" + alias, "summary": "Register a user",
         "requestBody": _body("NewUser"),
-        "responses": {"201": {**_json("registered", _success(ref("User"))),
+        "security": OPTIONAL_KEY,
+        "description": "Without a key, or with a user's, the balance must be 0; only the "
+                       "operator key registers a user with money. The answer holds the new "
+                       "user's API key, which no later answer shows.",
+        "responses": {"201": {**_json("registered", _success(ref("NewUserKey"))),
                               "links": _links(user="show_user", statement="statement")},
-                      **_errors("400", "409", "413", "503")},
+                      **_errors("400", "401", "403", "409", "413", "503")},
     }
 
 
 def _transfer(immediately=False):
     summary = ("Record a transfer and run it to the end at once (phases 1 and 2)"
                if immediately else "Record a transfer as 'initial' (phase 1)")
-    errors = _errors("400", "404", "409", "413", "422", "503")
+    errors = _errors("400", "401", "403", "404", "409", "413", "422", "503")
     if not immediately:
         errors["422"] = _error("insufficient funds")
     return {
@@ -267,7 +301,9 @@ def _process(alias=""):
                    f"{PROCESS_SECONDS} s at most",
         "parameters": [{"name": "limit", "in": "query", "required": False, "schema": LIMIT,
                         "description": "at most this many transactions (default: all)"}],
-        "responses": {"200": _json("processed", ref("ProcessResult")), **_errors("400", "503")},
+        "description": "The operator key only.",
+        "responses": {"200": _json("processed", ref("ProcessResult")),
+                      **_errors("400", "401", "403", "503")},
     }
 
 
@@ -285,7 +321,7 @@ PATHS = {
                 ],
                 "responses": {"200": _json("users; 'next' only with 'limit'", _page(
                     ref("User"), {"type": "string", "description": "a user id"},
-                    required=False)), **_errors("400", "404", "503")}},
+                    required=False)), **_errors("400", "401", "404", "503")}},
         "post": _register(),
     },
     "/users/register": {"post": _register("_alias")},
@@ -293,7 +329,16 @@ PATHS = {
         "parameters": [ID_PARAM],
         "get": {"operationId": "show_user", "summary": "One user with balance",
                 "responses": {"200": _json("the user", _success(ref("User"))),
-                              **_errors("400", "404", "503")}},
+                              **_errors("400", "401", "403", "404", "503")}},
+    },
+    "/users/{id}/key": {
+        "parameters": [ID_PARAM],
+        "post": {"operationId": "rotate_key",
+                 "summary": "A new API key for the user; the old one stops working within "
+                            "a second or two on every node",
+                 "responses": {"200": _json("the new key, shown this once",
+                                            _success(ref("UserKey"))),
+                               **_errors("401", "403", "404", "503")}},
     },
     "/users/{id}/transactions": {
         "parameters": [ID_PARAM],
@@ -309,7 +354,7 @@ PATHS = {
                             "default": DEFAULT_PAGE}},
             ],
             "responses": {"200": _json("a page of the statement", _page(ref("Entry"), SEQ)),
-                          **_errors("400", "404", "503")},
+                          **_errors("400", "401", "403", "404", "503")},
         },
     },
     "/transactions": {
@@ -331,7 +376,7 @@ PATHS = {
             ],
             "responses": {"200": _json("a page of transactions", _page(
                 ref("Transaction"), {"type": "string", "description": "a transaction id"})),
-                **_errors("400", "404", "503")},
+                **_errors("400", "401", "403", "404", "503")},
         },
         "post": _transfer(),
     },
@@ -341,7 +386,7 @@ PATHS = {
         "parameters": [ID_PARAM],
         "get": {"operationId": "show_transaction", "summary": "One transaction, with its state",
                 "responses": {"200": _json("the transaction", _success(ref("Transaction"))),
-                              **_errors("400", "404", "503")}},
+                              **_errors("400", "401", "403", "404", "503")}},
     },
     "/transactions/{id}/post": {
         "parameters": [ID_PARAM],
@@ -373,21 +418,26 @@ PATHS = {
     "/process": {"post": _process()},
     "/probe_status": {
         "get": {"operationId": "probe_status", "summary": "Health check for HAProxy",
+                "security": NO_KEY,
                 "responses": {"200": {"description": "the node is up", "content": {
-                    "text/plain": {"schema": {"const": "OK"}}}}}},
+                    "text/plain": {"schema": {"const": "OK"}}}}, **_errors()}},
     },
     "/metrics": {
         "get": {"operationId": "metrics", "summary": "The node's metrics for Prometheus "
                 "(docs/metrics.rst): scrape each node, not HAProxy",
+                "security": NO_KEY,
                 "responses": {
                     "200": {"description": "Prometheus text format 0.0.4", "content": {
                         "text/plain": {"schema": {"type": "string"}}}},
+                    "403": _error("through HAProxy, to a client that is not local"),
                     "404": _error("metrics are turned off on this node (metrics.enabled)"),
+                    **_errors(),
                 }},
     },
     "/openapi.json": {
-        "get": {"operationId": "openapi", "summary": "This document",
-                "responses": {"200": _json("OpenAPI 3.1 document", {"type": "object"})}},
+        "get": {"operationId": "openapi", "summary": "This document", "security": NO_KEY,
+                "responses": {"200": _json("OpenAPI 3.1 document", {"type": "object"}),
+                              **_errors()}},
     },
 }
 
@@ -420,11 +470,18 @@ SPEC = {
             "User-to-user transfers on a shared-nothing store. JSON in, JSON out: every "
             "success carries \"status\": \"success\"; every error \"status\": \"failed\" "
             "and a readable \"msg\". A rejected request writes nothing. Request bodies "
-            f"are at most {MAX_BODY} bytes; unknown fields are rejected."
+            f"are at most {MAX_BODY} bytes; unknown fields are rejected. Every request "
+            "but the health check, the metrics, this document and a registration "
+            "without money sends an API key: 'Authorization: Bearer <key>'. A user's key "
+            "acts on her own user, money and transfers; the operator key on all."
         ),
     },
+    "security": BEARER,
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS},
+    "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {
+        "type": "http", "scheme": "bearer",
+        "description": "an API key: timpe_<user id>_<secret>, or the operator's, "
+                       "timpe_operator_<secret>"}}},
 }
 
 

@@ -101,7 +101,9 @@ def probe_status(request):
 
 @exception_view_config(ApiError)
 def api_error(exc, request):
-    return failure(request, exc.status, exc.msg, **exc.extra)
+    response = failure(request, exc.status, exc.msg, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 @notfound_view_config()

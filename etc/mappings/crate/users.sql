@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS users (
     nickname TEXT NOT NULL,
     initial_balance BIGINT NOT NULL,
     head_seq BIGINT NOT NULL,
-    "timestamp" BIGINT NOT NULL
+    "timestamp" BIGINT NOT NULL,
+    -- The SHA-256 hex of the user's API key's secret; only ever read by key.
+    key_hash TEXT INDEX OFF
 ) CLUSTERED BY (id) INTO 3 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

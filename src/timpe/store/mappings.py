@@ -45,6 +45,7 @@ ADDED = {
     ("transactions", "expires"): {"sqlite": "INTEGER", "crate": "BIGINT"},
     ("transactions", "posted"): {"sqlite": "INTEGER", "crate": "BIGINT"},
     ("transactions", "release_seq"): {"sqlite": "INTEGER", "crate": "BIGINT"},
+    ("users", "key_hash"): {"sqlite": "TEXT", "crate": "TEXT INDEX OFF"},
 }
 
 

@@ -9,7 +9,9 @@ USERS = Table(
     "users",
     pk=("id",),
     # head_seq: a hint of the newest ledger seq; it may lag, never lead.
-    columns=("id", "nickname", "initial_balance", "head_seq", "timestamp"),
+    # key_hash: the SHA-256 hex of the secret of the user's API key
+    # (timpe.auth.keys), or NULL: no key.
+    columns=("id", "nickname", "initial_balance", "head_seq", "timestamp", "key_hash"),
 )
 
 TRANSACTIONS = Table(

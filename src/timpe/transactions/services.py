@@ -38,22 +38,27 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,199}")
 
 
-def transaction_id(client_id=None, idempotency_key=None):
+def transaction_id(client_id=None, idempotency_key=None, scope=""):
     """The id a new transfer is stored under.
 
     A client-chosen id or an Idempotency-Key makes the id deterministic, so a
     retry on any node runs into the first attempt's row (insert-if-absent)
     instead of creating a second transfer. Without either: None, and the
     service draws a fresh id that no earlier attempt can hold (no lookup).
+
+    ``scope`` (timpe.auth.identity.Caller.scope) keeps each key's owner's
+    ids apart: "" for the operator, "<user id>." for a user. A key's id
+    holds a "." too, which no client id may: no client can name another
+    client's transfer, nor one of a key's, in advance.
     """
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise BadRequest("Idempotency-Key must be 1-200 printable ASCII characters")
     if client_id is not None:  # with a key too, the id names it (see fingerprint)
         if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
             raise BadRequest("'id' must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
-        return client_id
+        return scope + client_id
     if idempotency_key is not None:
-        return "key-" + hashlib.sha1(idempotency_key.encode()).hexdigest()
+        return scope + "key." + hashlib.sha1(idempotency_key.encode()).hexdigest()
     return None
 
 

@@ -24,7 +24,7 @@ def _create(request, create):
     elif "expires_in" in body:
         raise BadRequest("'expires_in' is for a hold: send it with \"hold\": true")
     txn, replayed = create(body["sender"], body["recipient"], amount,
-                           txn_id=transaction_id(client_id, key),
+                           txn_id=transaction_id(client_id, key, request.caller.scope),
                            retry_key=key if client_id is not None else None, **options)
     request.response.status = 200 if replayed else 201
     if replayed:

@@ -2,6 +2,7 @@ import hashlib
 
 from zope.interface import implementer
 
+from timpe.auth import keys
 from timpe.errors import Conflict, NotFound, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
@@ -31,10 +32,13 @@ class UserService:
         self.ledger = Ledger(store, known)
 
     def register(self, nickname, balance):
+        """The new user, with ``key``: her API key, which only this answer shows."""
         prepared = prepare(nickname)
+        uid = user_id(prepared)
+        key, key_hash = keys.new_key(uid)
         user = {
-            "id": user_id(prepared), "nickname": prepared,
-            "initial_balance": balance, "head_seq": 0, "timestamp": now_ms(),
+            "id": uid, "nickname": prepared, "initial_balance": balance, "head_seq": 0,
+            "timestamp": now_ms(), "key_hash": key_hash,
         }
         alike = "" if prepared == nickname else f" (as {prepared!r}, which it prepares to)"
         # A user registered before nicknames were prepared may hold it under
@@ -42,7 +46,20 @@ class UserService:
         if (self.store.get(NICKNAMES.name, (user["id"],)) is not None
                 or not self.store.insert(USERS.name, user)):
             raise Conflict(f"nickname {nickname!r} is already registered{alike}")
-        return self.view(user, self.ledger.open(user))
+        return {**self.view(user, self.ledger.open(user)), "key": key}
+
+    def rotate_key(self, uid):
+        """Give the user a new API key; return {"id", "key"}. Nodes that
+        verified the old one stop taking it within timpe.auth.identity.TTL."""
+        self.get(uid)
+        key, key_hash = keys.new_key(uid)
+        self.store.update(USERS.name, (uid,), {"key_hash": key_hash})
+        return {"id": uid, "key": key}
+
+    def revoke_key(self, uid):
+        """The user keeps her money and has no key until one is rotated in."""
+        self.get(uid)
+        self.store.update(USERS.name, (uid,), {"key_hash": None})
 
     def get(self, uid):
         """The stored user row, or NotFound."""

@@ -7,7 +7,10 @@ from timpe.web import respond, success
 @view_config(route_name="users", request_method="GET")
 def list_users(request):
     query = request.validated["query"]
-    users, more = request.users.all(limit=query.get("limit"), after=query.get("after"))
+    if request.caller.operator:
+        users, more = request.users.all(limit=query.get("limit"), after=query.get("after"))
+    else:  # a user's key lists her alone
+        users, more = [request.users.find(request.caller.user_id)], None
     if "limit" not in query:  # the seed's shape: every user (after 'after')
         return success(request, users)
     return respond(request, {"status": "success", "data": users, "next": more})
