@@ -78,8 +78,10 @@ class SpecTestApp(TestApp):
     or ``headers`` of a request: see ``sends``)."""
 
     def __init__(self, app, extra_environ=None, **kwargs):
-        super().__init__(app, extra_environ={**sends(operator_key(app)), **(extra_environ or {})},
-                         **kwargs)
+        extra_environ = extra_environ or {}
+        if "HTTP_AUTHORIZATION" not in extra_environ:
+            extra_environ = {**sends(operator_key(app)), **extra_environ}
+        super().__init__(app, extra_environ=extra_environ, **kwargs)
 
     def do_request(self, req, status=None, expect_errors=None):
         res = super().do_request(req, status=status, expect_errors=expect_errors)
