@@ -4,6 +4,7 @@ directory, on SQLite or on a CrateDB cluster of their own, stopped
 afterwards with no process left behind."""
 import pytest
 
+from timpe.auth import client
 from timpe.cli import open_store
 from timpe.topology import crate, private
 from timpe.topology.render import find_haproxy
@@ -23,7 +24,8 @@ class Running:
         self.url = prepared.url
         self.node_urls = {"app": f"http://127.0.0.1:{self.ports.app}",
                           "app2": f"http://127.0.0.1:{self.ports.app2}"}
-        self.api = Api(self.url)
+        self.operator_key = client.operator_key(self.ini)
+        self.api = Api(self.url, key=self.operator_key)
 
     def store(self, fresh=False):
         """The topology's store; ``fresh``: with every acknowledged write

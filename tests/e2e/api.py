@@ -6,31 +6,37 @@ from decimal import Decimal
 
 import requests
 
+from timpe.auth import client
+
 
 def nick(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 class Api:
-    def __init__(self, url, timeout=30):
+    def __init__(self, url, timeout=30, key=None):
+        """``key``: the API key every request sends (the tests use the
+        operator's: tests.topologies)."""
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.key = key
         self._local = threading.local()  # one Session per thread
 
     @property
     def session(self):
         if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
+            self._local.session = client.authenticate(requests.Session(), self.key)
         return self._local.session
 
     def call(self, method, path, **kwargs):
         response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
         return response.status_code, response.json(parse_float=Decimal)
 
-    def register(self, nickname, balance):
+    def register(self, nickname, balance, key=False):
+        """The new user's id; with ``key``, (id, her API key)."""
         status, body = self.call("POST", "/users", json={"nickname": nickname, "balance": balance})
         assert status == 201, body
-        return body["data"]["id"]
+        return (body["data"]["id"], body["data"]["key"]) if key else body["data"]["id"]
 
     def balance(self, uid):
         status, body = self.call("GET", f"/users/{uid}")

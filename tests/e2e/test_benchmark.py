@@ -5,6 +5,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from timpe.paths import BIN
 from timpe.topology.private import processes_under
 
@@ -74,8 +76,10 @@ def test_benchmark_of_a_running_topology_adds_and_deletes_nothing(topology):
     assert "built a" not in again.stdout
 
 
-def test_benchmark_overhead_alternates_on_and_off():
-    done = subprocess.run([str(BIN / "benchmark"), "--overhead", "--quick", "--probe", "300",
+@pytest.mark.parametrize("subject, name", [("metrics", "metrics and recovery"),
+                                           ("auth", "checking API keys")])
+def test_benchmark_overhead_alternates_on_and_off(subject, name):
+    done = subprocess.run([str(BIN / "benchmark"), "--overhead", subject, "--quick", "--probe", "300",
                            "--immediate", "200", "-c", "8", "--rounds", "2"],
                           capture_output=True, text=True, timeout=300)
     out = done.stdout
@@ -83,7 +87,7 @@ def test_benchmark_overhead_alternates_on_and_off():
     for figure in (r"round 1/2: on \d+ probes/s, \d+ transfers/s, ratio \d\.\d+, \d+ us CPU; "
                    r"off \d+ probes/s, \d+ transfers/s, ratio \d\.\d+, \d+ us CPU",
                    r"round 2/2: on .*; off ",
-                   r"transfers/probe with metrics and recovery on \d\.\d+, off \d\.\d+",
+                   rf"transfers/probe with {name} on \d\.\d+, off \d\.\d+",
                    r"on/off = \d\.\d+, the median of the rounds' on/off \d\.\d+",
                    r"app nodes' CPU per transfer: on \d+ us, off \d+ us \([+-]\d+\.\d %"):
         assert re.search(figure, out), f"{figure!r} not in:\n{out}"

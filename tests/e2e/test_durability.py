@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from timpe.auth import client
 from timpe.bench.rss import children
 from timpe.topology import private
 
@@ -54,7 +55,7 @@ def traced(prepared, log):
         command += ["-p", tid]
     tracer = subprocess.Popen(command, stderr=subprocess.PIPE)
     try:
-        api = Api(f"http://127.0.0.1:{prepared.ports.app}")
+        api = Api(f"http://127.0.0.1:{prepared.ports.app}", key=client.operator_key(prepared.ini))
         deadline = time.monotonic() + 10
         while not log.exists() or not log.read_text():  # attached once it logs
             assert tracer.poll() is None, tracer.stderr.read().decode()

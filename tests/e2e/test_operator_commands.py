@@ -13,7 +13,8 @@ def bin_(name, *args, **kwargs):
 def test_u2u_transactions(topology):
     assert bin_("crate_testdata", "--config", str(topology.ini)).returncode == 0
     for flags in ([], ["-i"]):
-        done = bin_("u2u_transactions", "--url", topology.url, "-t", "40", "-c", "4", *flags)
+        done = bin_("u2u_transactions", "--url", topology.url, "--config", str(topology.ini),
+                    "-t", "40", "-c", "4", *flags)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "balances add up" in done.stdout
         assert "N(N+1)/2 = 820" in done.stdout
@@ -22,8 +23,8 @@ def test_u2u_transactions(topology):
 def test_u2u_transactions_uniform_and_zipf(topology):
     assert bin_("crate_testdata", "--config", str(topology.ini)).returncode == 0
     for shape, flags in (("uniform", []), ("zipf", ["--users", "60"])):
-        done = bin_("u2u_transactions", "--url", topology.url, "-t", "60", "-c", "6", "-i",
-                    "--workload", shape, *flags)
+        done = bin_("u2u_transactions", "--url", topology.url, "--config", str(topology.ini),
+                    "-t", "60", "-c", "6", "-i", "--workload", shape, *flags)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "balances add up" in done.stdout
         users = 4 if shape == "uniform" else 60

@@ -35,6 +35,7 @@ import pytest
 import requests
 
 from timpe.audit import audit
+from timpe.auth.client import operator_key
 from timpe.cli import open_store
 from timpe.topology import private
 
@@ -230,7 +231,7 @@ def test_power_loss_keeps_what_was_acknowledged(level, tmp_path):
         settings["sqlite.synchronous"] = level
     prepared = private.prepare(tmp_path / "home", identifier="timpe-power-loss",
                                settings=settings)
-    api = Api(prepared.url, timeout=10)
+    api = Api(prepared.url, timeout=10, key=operator_key(prepared.ini))
     answers = defaultdict(list)  # transfer id -> every state answered for it
     registered, expected, lost, seen = [], [], [], set()
     acknowledged_before = 0  # len(expected) when the last load began

@@ -21,7 +21,7 @@ def test_duplicate_submissions_through_both_nodes_transfer_once(topology):
     lock = threading.Lock()
 
     def submit(index):
-        client = Api(urls[index % 3])
+        client = Api(urls[index % 3], key=topology.operator_key)
         barrier.wait(10)
         for n in range(15):
             status, body = client.call(
@@ -40,7 +40,7 @@ def test_duplicate_submissions_through_both_nodes_transfer_once(topology):
     assert api.balance(payer) == 1000 - 15 * 10 and api.balance(payee) == 150
     # Same key, other body: refused on either node.
     for url in urls[1:]:
-        status, body = Api(url).call(
+        status, body = Api(url, key=topology.operator_key).call(
             "POST", "/transactions", json={"sender": payer, "recipient": payee, "amount": 11},
             headers={"Idempotency-Key": f"{payer}-0"})
         assert status == 409 and body["status"] == "failed"

@@ -150,7 +150,7 @@ def test_concurrent_process_on_both_nodes(topology):
     results = []
 
     def process(index):
-        node = Api(topology.node_urls["app" if index % 2 else "app2"])
+        node = Api(topology.node_urls["app" if index % 2 else "app2"], key=topology.operator_key)
         barrier.wait(10)
         results.append(node.process())
 

@@ -20,16 +20,18 @@ def key_file(config=None):
     return load_settings(config or default_config()).get("auth.operator_key_file")
 
 
-def api_key(config=None):
-    """The key to send: $TIMPE_API_KEY, else the operator key; None if neither is there."""
-    key = os.environ.get(ENV)
-    if key:
-        return key
+def operator_key(config=None):
+    """The operator key of the ini ``config``; None where it has none (yet)."""
     path = key_file(config)
     try:
         return read_operator_key(path) if path else None
     except OSError:
         return None
+
+
+def api_key(config=None):
+    """The key to send: $TIMPE_API_KEY, else the operator key; None if neither is there."""
+    return os.environ.get(ENV) or operator_key(config)
 
 
 def headers(key):

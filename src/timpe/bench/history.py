@@ -47,6 +47,19 @@ def long_history_of(store, payer, rows, progress=None):
     return user_id(payer), time.perf_counter() - started
 
 
+def keys_of(config, ids):
+    """A new API key for each of ``ids`` (through the store ``config``
+    names), as {id: key}: to send each one's transfers with her own key."""
+    from timpe.cli import open_store
+
+    store = open_store(config)
+    try:
+        users = UserService(store)
+        return {uid: users.rotate_key(uid)["key"] for uid in ids}
+    finally:
+        store.close()
+
+
 def register_all(config, count, balance=RICH):
     """register() through the store ``config`` names; return the ids."""
     from timpe.cli import open_store

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import gevent
 from gevent import socket
 
+from timpe.auth import client
 from timpe.bench.percentiles import percentile
 
 
@@ -21,8 +22,10 @@ class HttpError(Exception):
     pass
 
 
-def request_bytes(method, path, host, body=b"", content_type="application/json"):
+def request_bytes(method, path, host, body=b"", content_type="application/json", key=None):
+    """The request, sending the API key ``key`` if any (timpe.auth.client)."""
     head = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    head += [f"{name}: {value}" for name, value in client.headers(key).items()]
     if body or method in ("POST", "PUT"):
         head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body

@@ -1,8 +1,10 @@
 """bin/benchmark --overhead: what the metrics and the background recovery
-cost, measured in one run.
+cost, measured in one run; ``--overhead auth``: what checking API keys
+costs, each transfer sent with its sender's own key (as users send them)
+against the seed's open API.
 
 Two topologies of its own, alike but for ``metrics.enabled`` and
-``recovery.enabled``, are up at once (the idle one's background passes, one
+``recovery.enabled`` (or ``auth.enabled``), are up at once (the idle one's background passes, one
 a second, cost next to nothing). Rounds alternate between them, each side
 of a round GET /probe_status then immediate transfers, the way the headline
 transfers/probe figure is made; the side measured first swaps every round,
@@ -16,7 +18,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-OFF = {"metrics.enabled": "false", "recovery.enabled": "false"}
+#: What each subject turns off on the "off" side, and its name.
+SUBJECTS = {
+    "metrics": ({"metrics.enabled": "false", "recovery.enabled": "false"},
+                "metrics and recovery"),
+    "auth": ({"auth.enabled": "false"}, "checking API keys"),
+}
 TARGET = 0.95
 
 
@@ -28,9 +35,13 @@ def run(args, counts, say, bench_class, build_data):
 
     from timpe.topology import private
 
+    from timpe.auth import client
+    from timpe.bench import history
+
+    turned_off, subject = SUBJECTS[args.overhead]
     homes = {side: Path(tempfile.mkdtemp(prefix=f"timpe-bench-{side}-")) for side in ("on", "off")}
     rounds = counts["rounds"]
-    say(f"overhead of metrics and recovery: store {args.store}, {rounds} rounds, counts "
+    say(f"overhead of {subject}: store {args.store}, {rounds} rounds, counts "
         f"{counts['probe'] // rounds} probes and {counts['immediate'] // rounds} transfers "
         f"a side and round, concurrency {args.concurrency}, {args.workers} workers per node")
     clean = True
@@ -39,12 +50,14 @@ def run(args, counts, say, bench_class, build_data):
         for side, home in homes.items():
             prepared = private.prepare(home, identifier=f"timpe-bench-{side}",
                                        workers=args.workers, store=args.store,
-                                       settings=OFF if side == "off" else None)
+                                       settings=turned_off if side == "off" else None)
             up = stack.enter_context(private.running(prepared))
             ids, _, _ = build_data(prepared.ini, dict(counts, history=1), lambda line: None)
+            keys = history.keys_of(prepared.ini, ids) if args.overhead == "auth" else None
             benches[side] = (bench_class("127.0.0.1", up.ports.haproxy, counts,
-                                         args.concurrency, store=args.store), ids,
-                             _nodes_cpu(up.topology))
+                                         args.concurrency, store=args.store,
+                                         key=client.operator_key(prepared.ini), keys=keys),
+                             ids, _nodes_cpu(up.topology))
             say(f"{side}: haproxy :{up.ports.haproxy}, app :{up.ports.app}, "
                 f"app2 :{up.ports.app2}")
         for side, (bench, ids, _) in benches.items():  # warm-up, not counted
@@ -70,7 +83,7 @@ def run(args, counts, say, bench_class, build_data):
         shutil.rmtree(home, ignore_errors=True)
     on, off = (statistics.median(ratios[s]) for s in ("on", "off"))
     paired = statistics.median(a / b for a, b in zip(ratios["on"], ratios["off"]))
-    say(f"transfers/probe with metrics and recovery on {on:.3f}, off {off:.3f} "
+    say(f"transfers/probe with {subject} on {on:.3f}, off {off:.3f} "
         f"(medians of {rounds} rounds)")
     say(f"on/off = {on / off:.3f}, the median of the rounds' on/off {paired:.3f}  "
         f"(target >= {TARGET}: {'met' if on / off >= TARGET else 'MISSED'})")

@@ -17,7 +17,6 @@ is measured in the same run (timpe.bench.ceiling).
 """
 import bisect
 import itertools
-import json
 import random
 import resource
 import statistics
@@ -156,8 +155,7 @@ def run(bench, users, meter, say, rounds=4):
 
 
 def request(bench, sender, recipient):
-    body = json.dumps({"sender": sender, "recipient": recipient, "amount": 0.01}).encode()
-    return load.request_bytes("POST", "/transactions/immediately", bench.hostname, body)
+    return bench.transfer("/transactions/immediately", sender, recipient)
 
 
 def table(figures):

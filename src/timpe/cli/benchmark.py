@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from timpe.auth import client
 from timpe.bench import history, load
 from timpe.bench.rss import tree_rss_mb
 from timpe.topology.render import WORKERS
@@ -95,23 +96,34 @@ class Progress:
             self.stream.write("\n")
 
 
-def transfer_requests(host, path, ids, count, rnd, **extra):
+def transfer_requests(bench, path, ids, count, rnd, **extra):
     raws = []
     for _ in range(count):
         sender, recipient = rnd.sample(ids, 2)
-        body = json.dumps({"sender": sender, "recipient": recipient, "amount": 0.01,
-                           **extra}).encode()
-        raws.append(load.request_bytes("POST", path, host, body))
+        raws.append(bench.transfer(path, sender, recipient, **extra))
     return raws
 
 
 class Bench:
-    def __init__(self, host, port, counts, concurrency, node_pids=None, seed=1, store="sqlite"):
+    def __init__(self, host, port, counts, concurrency, node_pids=None, seed=1, store="sqlite",
+                 key=None, keys=None):
+        """``key``: the API key requests send (the operator's); ``keys``:
+        {user id: her key}, which a transfer she sends sends instead."""
         self.counts, self.concurrency, self.store = counts, concurrency, store
         self.host, self.port = host, port
         self.hostname = f"{host}:{port}"
         self.node_pids = node_pids  # () -> {node: pid}; None: RSS not measured
         self.rnd = random.Random(seed)
+        self.key, self.keys = key, keys or {}
+
+    def request(self, method, path, body=b"", sender=None):
+        return load.request_bytes(method, path, self.hostname, body,
+                                  key=self.keys.get(sender, self.key))
+
+    def transfer(self, path, sender, recipient, amount=0.01, **extra):
+        body = json.dumps({"sender": sender, "recipient": recipient, "amount": amount,
+                           **extra}).encode()
+        return self.request("POST", path, body, sender)
 
     def load(self, label, raws, concurrency=None, keep=False):
         bar = Progress(label, len(raws))
@@ -125,21 +137,21 @@ class Bench:
         return self.load("probe", [raw] * count)
 
     def transfers(self, label, path, count, ids):
-        return self.load(label, transfer_requests(self.hostname, path, ids, count, self.rnd))
+        return self.load(label, transfer_requests(self, path, ids, count, self.rnd))
 
     def holds(self, count, ids):
         """Holds, then a post of each one held: (holds, posts)."""
-        held = self.load("holds", transfer_requests(self.hostname, "/transactions", ids, count,
+        held = self.load("holds", transfer_requests(self, "/transactions", ids, count,
                                                     self.rnd, hold=True), keep=True)
-        posts = [load.request_bytes("POST", f"/transactions/{json.loads(body)['data']['id']}"
-                                    "/post", self.hostname, b"{}")
+        posts = [self.request("POST", f"/transactions/{json.loads(body)['data']['id']}/post",
+                              b"{}")
                  for status, body in held.bodies if status == 201]
         return held, self.load("posts", posts)
 
     def drain(self, expected):
         """POST /process?limit=BATCH until a batch processes nothing."""
         conn = load.Connection(self.host, self.port, timeout=120)
-        raw = load.request_bytes("POST", f"/process?limit={BATCH}", self.hostname)
+        raw = self.request("POST", f"/process?limit={BATCH}")
         processed, batches, kinds = 0, 0, {}
         bar = Progress("process", expected)
         started = time.perf_counter()
@@ -160,7 +172,7 @@ class Bench:
     def reads(self, uids, count):
         """Sequential GET /users/{id}, alternating between ``uids``, one connection."""
         conn = load.Connection(self.host, self.port)
-        raws = {u: load.request_bytes("GET", f"/users/{u}", self.hostname) for u in uids}
+        raws = {u: self.request("GET", f"/users/{u}") for u in uids}
         latencies = {u: load.Result() for u in uids}
         for _ in range(count):
             for uid in uids:
@@ -391,9 +403,11 @@ def parse_args(argv):
                              "(timpe.bench.workloads)")
     parser.add_argument("--ceiling-seconds", type=float, default=5,
                         help="seconds of each store ceiling figure (default 5)")
-    parser.add_argument("--overhead", action="store_true",
-                        help="only the cost of metrics and recovery: rounds alternate between "
-                             "two topologies of its own, one with them off (timpe.bench.overhead)")
+    parser.add_argument("--overhead", nargs="?", const="metrics", choices=("metrics", "auth"),
+                        help="only the cost of metrics and recovery (or with 'auth': of "
+                             "checking API keys, each transfer sent with its sender's key): "
+                             "rounds alternate between two topologies of its own, one with "
+                             "them off (timpe.bench.overhead)")
     args = parser.parse_args(argv)
     if args.overhead and args.url:
         parser.error("--overhead starts topologies of its own: no --url")
@@ -453,7 +467,7 @@ def against_url(args, counts, say):
     say(f"benchmark of the topology at {args.url} (store: {args.config}): counts {counts}, "
         f"concurrency {args.concurrency}")
     bench = Bench(host, port, counts, args.concurrency, local_node_pids(host, port),
-                  store=args.store)
+                  store=args.store, key=client.api_key(args.config))
     if args.workloads:
         from timpe.cli.topology import PORTS
         clean = contention(bench, args.config, [f"http://127.0.0.1:{p}" for p in
@@ -480,7 +494,7 @@ def on_own_topology(args, counts, say):
             + "".join(f", {n.name} :{n.http}" for n in running.cluster))
         pids = lambda: {n: running.topology.pid(n) for n in ("app", "app2")}  # noqa: E731
         bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency, pids,
-                      store=args.store)
+                      store=args.store, key=client.operator_key(prepared.ini))
         if args.workloads:
             names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
             clean = contention(bench, prepared.ini, [f"http://127.0.0.1:{p}" for p in
@@ -529,7 +543,8 @@ def compare_durability(args, counts, say):
             running = stack.enter_context(private_topology.running(prepared))
             ids = history.register_all(prepared.ini, USERS)
             benches[mode] = (Bench("127.0.0.1", running.ports.haproxy, counts,
-                                   args.concurrency), ids, prepared.ini)
+                                   args.concurrency, key=client.operator_key(prepared.ini)),
+                             ids, prepared.ini)
         for mode, (bench, ids, _) in benches.items():  # warm-up, not counted
             bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
                        * (counts["probe"] // 4))

@@ -21,9 +21,11 @@ from decimal import Decimal
 
 import requests
 
+from timpe.auth import client as auth_client
 from timpe.bench.percentiles import percentile
 from timpe.bench import workloads
 from timpe.bench.workloads import ZIPF_EXPONENT
+from timpe.cli import add_config_argument
 from timpe.cli.db import TEST_USERS
 from timpe.users.services import user_id
 
@@ -58,10 +60,11 @@ class Run:
 
 
 class Client:
-    def __init__(self, url, timeout):
+    def __init__(self, url, timeout, key=None):
+        """``key``: the API key sent with every request (timpe.auth.client)."""
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = auth_client.authenticate(requests.Session(), key)
         self.balance_reads = []
 
     def json(self, method, path, **kwargs):
@@ -130,7 +133,7 @@ def workload_users(args, client):
 
     def work(client, name):
         client.json("POST", "/users", json={"nickname": name, "balance": ZIPF_BALANCE})
-    work.client_factory = lambda: Client(args.url, args.timeout)
+    work.client_factory = lambda: Client(args.url, args.timeout, args.key)
     for thread in _pool(min(args.concurrency, 32), work, missing):
         thread.join()
     return [user_id(n) for n in names]
@@ -201,6 +204,9 @@ def parse_args(argv):
     parser.add_argument("--sender", default="elon_musk", help="nickname of the payer")
     parser.add_argument("--recipient", default="nikola_tesla", help="nickname of the payee")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    add_config_argument(parser)  # where the operator key is
+    parser.add_argument("--key", help=f"the API key to send (default: ${auth_client.ENV}, else the "
+                                      "operator key the app's ini names)")
     parser.add_argument("-w", "--workload", choices=WORKLOADS, default="hot",
                         help="hot: --sender to --recipient, the seed's load (default); "
                              "uniform: any two of the seed's four test users; zipf: "
@@ -210,12 +216,13 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.transactions < 1 or args.concurrency < 1 or args.users < 2:
         parser.error("-t and -c must be at least 1, --users at least 2")
+    args.key = args.key or auth_client.api_key(args.config)
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    make_client = lambda: Client(args.url, args.timeout)  # noqa: E731
+    make_client = lambda: Client(args.url, args.timeout, args.key)  # noqa: E731
     main_client = make_client()
     if args.workload == "hot":
         return hot(args, make_client, main_client)

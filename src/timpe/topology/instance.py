@@ -24,15 +24,20 @@ class TopologyError(RuntimeError):
 
 
 def prepare_store(config, timeout=0, say=None):
-    """Wait up to ``timeout`` s for the store of ``config`` to answer (a
-    cluster starting), create its tables (idempotent), and wait until they
-    can serve (a cluster's primary shards active: no request should meet a
+    """Make the operator key if there is none yet (timpe.auth.keys), wait up
+    to ``timeout`` s for the store of ``config`` to answer (a cluster
+    starting), create its tables (idempotent), and wait until they can
+    serve (a cluster's primary shards active: no request should meet a
     shard that is not there); return the names of the tables it created.
     ``say`` hears how healthy the store is then."""
+    from timpe.auth import client, keys
     from timpe.cli import open_store
     from timpe.errors import StoreUnavailable
     from timpe.users import legacy
 
+    key_file = client.key_file(config)
+    if key_file:
+        keys.ensure_operator_key(key_file)
     store = open_store(config)
     deadline = time.monotonic() + timeout
     try:

@@ -11,6 +11,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from timpe.auth import client, keys
 from timpe.paths import APP_INI, BIN
 from timpe.topology import crate
 from timpe.topology.instance import Topology, TopologyError, prepare_store
@@ -78,6 +79,9 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, set
     shutil.copy(APP_INI, home / "etc" / "app.ini")
     if settings:
         add_settings(home / "etc" / "app.ini", settings)
+    key_file = client.key_file(home / "etc" / "app.ini")
+    if key_file:  # its own operator key, there before any client asks for it
+        keys.ensure_operator_key(key_file)
     ini, cluster, crate_dir = home / "etc" / "app.ini", (), None
     if store == "crate":
         ports = free_ports(2 * crate_nodes)

@@ -52,6 +52,10 @@ def parameters(ports=Ports(), **overrides):
         "app_port": ports.app,
         "app2_port": ports.app2,
         "supervisor_port": 9001,            # 127.0.0.1 only, with a password
+        # Requests a second a client address, and a key, may send through
+        # HAProxy (local clients are not limited); then 429.
+        "rate_per_address": 200,
+        "rate_per_key": 100,
     }
     unknown = set(overrides) - set(params)
     if unknown:
