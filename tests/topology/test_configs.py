@@ -25,8 +25,10 @@ def test_haproxy_accepts_its_config(tmp_path):
     assert "bind *:9100" in text
     assert "http-check send meth GET uri /probe_status" in text
     assert "stats uri /__haproxy_stats" in text
-    assert ("use-service prometheus-exporter if { path /__haproxy_stats/metrics } "
-            "{ src 127.0.0.1 ::1 }") in text
+    assert "acl local src 127.0.0.1 ::1" in text
+    assert "use-service prometheus-exporter if { path /__haproxy_stats/metrics } local" in text
+    # The rate limits of the seed's topology (tests/e2e/test_edge.py floods its own).
+    assert "if { sc_http_req_rate(0) gt 200 }" in text and "if { sc_http_req_rate(1) gt 100 }" in text
     assert "server app 127.0.0.1:9210" in text and "server app2 127.0.0.1:9211" in text
 
 
