@@ -13,10 +13,11 @@ operator's commands send. Imported by the clients too: no Pyramid here.
 """
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from pathlib import Path
+
+from timpe import private_files
 
 PREFIX = "timpe"
 OPERATOR = "operator"
@@ -49,24 +50,9 @@ def matches(stored, hashed):
 
 # -- the operator key's file ----------------------------------------------------
 
-def operator_key_file(var):
-    return Path(var) / "etc" / "operator.key"
-
-
 def ensure_operator_key(path):
     """The operator key in ``path``, made on the first call (mode 0600)."""
-    path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two first runs at once must not write two keys.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(new_key(OPERATOR)[0] + "\n")
-    return read_operator_key(path)
+    return private_files.made_once(path, lambda: new_key(OPERATOR)[0] + "\n").strip()
 
 
 def read_operator_key(path):
@@ -76,15 +62,6 @@ def read_operator_key(path):
 def rotate_operator_key(path):
     """Write a new operator key to ``path`` in one step (the old one stops
     working once the nodes see the file change); return it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = new_key(OPERATOR)[0]
-    fresh = path.with_name(path.name + ".new")
-    fresh.unlink(missing_ok=True)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(fresh, path)
+    private_files.replace(path, key + "\n")
     return key

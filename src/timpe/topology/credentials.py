@@ -5,9 +5,10 @@ user could otherwise stop the nodes. The secret is written once, readable by
 its owner only, and handed to supervisord through its environment, so no
 committed file ever holds it.
 """
-import os
 import secrets
 from pathlib import Path
+
+from timpe import private_files
 
 USER = "timpe"
 
@@ -18,18 +19,9 @@ def secret_file(var):
 
 def credentials(var):
     """(user, password) for the control port; made on the first call."""
-    path = secret_file(var)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two first runs at once must not write two passwords.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(f"{USER}:{secrets.token_urlsafe(24)}\n")
-    user, _, password = path.read_text().strip().partition(":")
+    text = private_files.made_once(secret_file(var),
+                                   lambda: f"{USER}:{secrets.token_urlsafe(24)}\n")
+    user, _, password = text.strip().partition(":")
     return user, password
 
 
