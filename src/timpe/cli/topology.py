@@ -68,7 +68,8 @@ def up(args):
     topology.wait_http(f"{url}/probe_status")
     print(f"""
 TiMPE is up (supervisord pid {topology.supervisord_pid()}; programs {pids})
-  API            {url}            e.g. curl {url}/users
+  API            {url}            e.g. curl -H "Authorization: Bearer $(bin/api_key show)" {url}/users
+  operator key   {VAR}/etc/operator.key (bin/api_key show | rotate)
   HAProxy stats  {url}/__haproxy_stats
   app nodes      http://127.0.0.1:{PORTS.app}  http://127.0.0.1:{PORTS.app2}
   store          {args.store}, configured in {config}
