@@ -1,6 +1,7 @@
 """Keys and rights, in-process on SQLite (tests/e2e/test_rights.py runs the
 same table of calls through HAProxy on each store)."""
 import hashlib
+import os
 import stat
 import time
 
@@ -16,7 +17,7 @@ from timpe.store.schema import USERS
 
 
 @pytest.fixture
-def world(app, register):
+def world(app):
     owner = app.post_json("/users", {"nickname": "ann", "balance": 100}).json["data"]
     other = app.post_json("/users", {"nickname": "bob", "balance": 100}).json["data"]
     third = app.post_json("/users", {"nickname": "dan"}).json["data"]["id"]
@@ -126,7 +127,7 @@ def test_the_operator_key_is_read_again_when_its_file_changes(app):
     path = app.app.registry.settings["auth.operator_key_file"]
     old = keys.read_operator_key(path)
     new = keys.rotate_operator_key(path)
-    assert stat.S_IMODE(__import__("os").stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     time.sleep(identity.TTL + 0.05)
     app.post_json("/process", {}, extra_environ=sends(old), status=401)
     app.post_json("/process", {}, extra_environ=sends(new), status=200)
@@ -141,7 +142,7 @@ def test_a_revoked_key_is_refused_and_the_user_keeps_her_money(app, store, world
     assert app.get(f"/users/{names['owner']}").json["data"]["balance"] == 100
 
 
-def test_the_same_idempotency_key_from_two_owners_makes_two_transfers(app, world, register):
+def test_the_same_idempotency_key_from_two_owners_makes_two_transfers(app, world):
     names, keyring = world
     third = app.post_json("/users", {"nickname": "cy", "balance": 10}).json["data"]
     made = []
