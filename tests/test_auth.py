@@ -12,6 +12,8 @@ from tests.conftest import snapshot
 from tests.spec import SpecTestApp, app_settings, operator_key, sends
 from timpe import main
 from timpe.auth import identity, keys
+from timpe.auth import rights as authz
+from timpe.errors import Forbidden, NotFound
 from timpe.openapi import SPEC
 from timpe.store.schema import USERS
 
@@ -198,3 +200,25 @@ def test_a_missing_operator_key_file_lets_no_one_act_as_operator(db_path, store,
     app = SpecTestApp(main({}, **app_settings(db_path)))
     node = SpecTestApp(main({}, **settings), extra_environ=sends(operator_key(app.app)))
     node.post_json("/process", {}, status=401)
+
+
+@pytest.mark.parametrize("who, allowed", [(rights.OWNER, True), (rights.OPERATOR, True),
+                                          (rights.OTHER, False)])
+def test_the_rule_for_what_only_a_transfers_sender_may_do(app, world, who, allowed):
+    """transaction_sender, for routes that act on a transfer (none yet)."""
+    from pyramid.interfaces import IRequestFactory
+
+    names, keyring = world
+    registry = app.app.registry
+    request = registry.queryUtility(IRequestFactory).blank(f"/transactions/{names['txn']}")
+    request.registry, request.matchdict = registry, {"id": names["txn"]}
+    request.caller = registry.authenticator.caller(f"Bearer {keyring[who]}")
+    if allowed:
+        assert authz.transaction_sender(request) is None
+    else:
+        with pytest.raises(Forbidden):
+            authz.transaction_sender(request)
+    request.matchdict = {"id": "no-such-transfer"}
+    if who != rights.OPERATOR:
+        with pytest.raises(NotFound):
+            authz.transaction_sender(request)

@@ -19,10 +19,6 @@ def public(request):
     HAProxy answers to local clients only)."""
 
 
-def anyone(request):
-    """With a key or without."""
-
-
 def user(request):
     """Any valid key; the view shows only what the caller may see."""
 
@@ -72,7 +68,8 @@ def transaction_party(request):
 
 
 def transaction_sender(request):
-    """The transaction's sender, or the operator."""
+    """The transaction's sender, or the operator: for routes that act on
+    a transaction the sender may steer."""
     caller = _caller(request)
     if not caller.operator:
         txn = request.transactions.find(request.matchdict["id"])
@@ -109,7 +106,7 @@ RIGHTS = {
 
 
 #: Rules that take a request without a key (a key sent must still be valid).
-KEY_OPTIONAL = (anyone, funding)
+KEY_OPTIONAL = (funding,)
 
 
 def rule(route_name, method):
