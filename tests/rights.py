@@ -20,7 +20,9 @@ def cases():
     """(method, path pattern, body or body(who, world), {caller: status}).
 
     ``world``: {"owner", "other", "third": user ids, "txn": a transfer from the
-    owner to the third, who is no caller}.
+    owner to the third, who is no caller; "hold", "hold2": two holds of the
+    owner's for the third}. A post or void that won is answered the same to
+    a retry: the operator's comes after the owner's.
     The key's rotation comes last: it changes the owner's key.
     """
     denied = {NONE: 401, OTHER: 403}
@@ -45,6 +47,8 @@ def cases():
         ("GET", "/transactions?recipient={owner}", None, mine),
         ("GET", "/transactions", None, {**denied, OWNER: 403, OPERATOR: 200}),
         ("GET", "/transactions/{txn}", None, mine),
+        ("POST", "/transactions/{hold}/post", None, mine),
+        ("POST", "/transactions/{hold2}/void", None, mine),
         ("POST", "/transactions", transfer, send),
         ("POST", "/transactions/immediately", transfer, send),
         ("POST", "/process", None, operator_only),
@@ -55,8 +59,9 @@ def cases():
 
 def operations():
     """(method, path without query) of every case: to prove every route has one."""
-    return {(method, path.split("?")[0].replace("{owner}", "{id}").replace("{txn}", "{id}"))
-            for method, path, _, _ in cases()}
+    paths = {(method, path.split("?")[0]) for method, path, _, _ in cases()}
+    return {(method, path.replace("{owner}", "{id}").replace("{txn}", "{id}")
+             .replace("{hold}", "{id}").replace("{hold2}", "{id}")) for method, path in paths}
 
 
 def check_every_route(call, keys, world):
@@ -78,3 +83,10 @@ def check_every_route(call, keys, world):
                 keys[OWNER] = answer["data"]["key"]
             answered.append((method, path, who, status, answer))
     return answered
+
+
+def holds(post_json, owner, third):
+    """Two holds of 1 from ``owner`` to ``third``, made by ``post_json(path,
+    body)`` (the operator's): their ids as world's "hold" and "hold2"."""
+    body = {"sender": owner, "recipient": third, "amount": 1, "hold": True}
+    return {name: post_json("/transactions", body)["data"]["id"] for name in ("hold", "hold2")}

@@ -27,7 +27,9 @@ def world(app):
                                           "amount": 1}).json["data"]["id"]
     keyring = {rights.NONE: None, rights.OTHER: other["key"], rights.OWNER: owner["key"],
                rights.OPERATOR: operator_key(app.app)}
-    return {"owner": owner["id"], "other": other["id"], "third": third, "txn": txn}, keyring
+    made = rights.holds(lambda path, body: app.post_json(path, body).json, owner["id"], third)
+    return {"owner": owner["id"], "other": other["id"], "third": third, "txn": txn,
+            **made}, keyring
 
 
 def call(app):
@@ -76,7 +78,8 @@ def test_a_user_lists_her_own_transfers(app, world):
     names, keyring = world
     res = app.get(f"/transactions?sender={names['owner']}",
                   extra_environ=sends(keyring[rights.OWNER]))
-    assert [t["id"] for t in res.json["data"]] == [names["txn"]]
+    assert sorted(t["id"] for t in res.json["data"]) == sorted(
+        [names["txn"], names["hold"], names["hold2"]])
     res = app.get(f"/transactions?sender={names['other']}",
                   extra_environ=sends(keyring[rights.OTHER]))
     assert res.json["data"] == []
@@ -138,10 +141,11 @@ def test_the_operator_key_is_read_again_when_its_file_changes(app):
 def test_a_revoked_key_is_refused_and_the_user_keeps_her_money(app, store, world):
     names, keyring = world
     from timpe.users.services import UserService
+    before = app.get(f"/users/{names['owner']}").json["data"]
     UserService(store).revoke_key(names["owner"])
     time.sleep(identity.TTL + 0.05)
     app.get(f"/users/{names['owner']}", extra_environ=sends(keyring[rights.OWNER]), status=401)
-    assert app.get(f"/users/{names['owner']}").json["data"]["balance"] == 100
+    assert app.get(f"/users/{names['owner']}").json["data"] == before
 
 
 def test_the_same_idempotency_key_from_two_owners_makes_two_transfers(app, world):
@@ -205,7 +209,7 @@ def test_a_missing_operator_key_file_lets_no_one_act_as_operator(db_path, store,
 @pytest.mark.parametrize("who, allowed", [(rights.OWNER, True), (rights.OPERATOR, True),
                                           (rights.OTHER, False)])
 def test_the_rule_for_what_only_a_transfers_sender_may_do(app, world, who, allowed):
-    """transaction_sender, for routes that act on a transfer (none yet)."""
+    """transaction_sender (a hold's post and void), on a transfer of any kind."""
     from pyramid.interfaces import IRequestFactory
 
     names, keyring = world

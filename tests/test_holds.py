@@ -218,10 +218,10 @@ def test_holds_on_a_hot_account_share_rows(store):
 
 
 def test_the_ini_sets_the_default_and_may_lower_the_maximum(db_path, store):
-    from tests.spec import SpecTestApp
+    from tests.spec import SpecTestApp, app_settings
     from timpe import main
-    app = SpecTestApp(main({}, **{"sqlite.path": db_path, "holds.expires_in": "30",
-                                  "holds.max_expires_in": "60"}))
+    app = SpecTestApp(main({}, **app_settings(db_path, **{"holds.expires_in": "30",
+                                                          "holds.max_expires_in": "60"})))
     a = app.post_json("/users", {"nickname": "ann", "balance": 10}).json["data"]["id"]
     b = app.post_json("/users", {"nickname": "bob"}).json["data"]["id"]
     held = hold(app, a, b, 1)["data"]

@@ -399,7 +399,7 @@ PATHS = {
                             "content": {"application/json": {"schema": ref("Post")}}},
             "responses": {"200": _json("posted: the transfer is finished",
                                        _success(ref("Transaction"))),
-                          **_errors("400", "404", "413", "503"),
+                          **_errors("400", "401", "403", "404", "413", "503"),
                           "409": ERRORS["409-decided"]},
         },
     },
@@ -412,7 +412,8 @@ PATHS = {
             "description": "Decided once with the post (the other gets 409); a retry "
                            "answers the same.",
             "responses": {"200": _json("voided", _success(ref("Transaction"))),
-                          **_errors("400", "404", "503"), "409": ERRORS["409-decided"]},
+                          **_errors("400", "401", "403", "404", "503"),
+                          "409": ERRORS["409-decided"]},
         },
     },
     "/process": {"post": _process()},

@@ -22,7 +22,7 @@ def test_a_post_and_a_void_through_both_nodes_at_once_one_wins(topology):
         status, body = api.hold(buyer, shop, 10)
         assert status == 201 and body["data"]["state"] == "held", body
         holds.append(body["data"]["id"])
-    nodes = [Api(topology.node_urls["app"]), Api(topology.node_urls["app2"])]
+    nodes = [Api(topology.node_urls[name], key=topology.operator_key) for name in ("app", "app2")]
     answers = {}
     for txn_id in holds:
         barrier, said = threading.Barrier(2), {}

@@ -68,8 +68,7 @@ def transaction_party(request):
 
 
 def transaction_sender(request):
-    """The transaction's sender, or the operator: for routes that act on
-    a transaction the sender may steer."""
+    """The transaction's sender, or the operator (a hold's post and void)."""
     caller = _caller(request)
     if not caller.operator:
         txn = request.transactions.find(request.matchdict["id"])
@@ -100,6 +99,8 @@ RIGHTS = {
     ("transactions", "POST"): sender,
     ("transactions_immediately", "POST"): sender,
     ("transaction", "GET"): transaction_party,
+    ("transaction_post", "POST"): transaction_sender,
+    ("transaction_void", "POST"): transaction_sender,
     ("process", "POST"): operator,
     ("transactions_process", "POST"): operator,
 }
