@@ -54,3 +54,9 @@ class InsufficientFunds(ApiError):
 class StoreUnavailable(ApiError):
     """The store did not answer; the request may be retried."""
     status = 503
+
+
+class RowsLost(StoreUnavailable):
+    """A row the store acknowledged or showed is gone (a store destroyed and
+    filled again under the node, or a write it showed before its primary
+    died unreplicated): this request cannot go on from what it read."""

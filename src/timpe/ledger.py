@@ -37,7 +37,7 @@ import json
 import time
 from collections import namedtuple
 
-from timpe.errors import unknown_user
+from timpe.errors import RowsLost, unknown_user
 from timpe.store.races import insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS, USERS
 
@@ -286,7 +286,7 @@ class Ledger:
             self.remember_user(stored)
             return self._start(stored)
         if user["head_seq"] != 0:
-            raise LookupError(f"ledger of {user['id']} lost row {user['head_seq']}")
+            raise RowsLost(f"store lost rows: ledger of {user['id']} lost row {user['head_seq']}")
         return self.open(user)
 
     def open(self, user):

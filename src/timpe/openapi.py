@@ -274,7 +274,12 @@ def _transfer(immediately=False):
     summary = ("Record a transfer and run it to the end at once (phases 1 and 2)"
                if immediately else "Record a transfer as 'initial' (phase 1)")
     errors = _errors("400", "401", "403", "404", "409", "413", "422", "503")
-    if not immediately:
+    accepted = {}
+    if immediately:
+        accepted["202"] = _json("recorded, and not yet at its end after as many lost races "
+                                "as one request may meet: /process ends it",
+                                _success(ref("Transaction")))
+    else:
         errors["422"] = _error("insufficient funds")
     return {
         "operationId": "transfer_immediately" if immediately else "transfer",
@@ -289,6 +294,7 @@ def _transfer(immediately=False):
             "200": {**_json("a retry (same id or Idempotency-Key, same body): the first "
                             "attempt's transaction", _success(ref("Transaction"))),
                     "headers": {"Idempotent-Replayed": {"schema": {"const": "true"}}}},
+            **accepted,
             **errors,
         },
     }

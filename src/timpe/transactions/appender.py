@@ -27,7 +27,7 @@ import contextlib
 import threading
 import time
 
-from timpe.errors import StoreUnavailable
+from timpe.errors import RowsLost, StoreUnavailable
 from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row
 from timpe.store.batching import cooperative_yield
 from timpe.store.races import insert_or_read
@@ -225,8 +225,8 @@ class Appender:
             if not jobs:
                 return
             if any(job.since > head["seq"] + 1 for job in jobs):
-                raise LookupError(f"ledger of {user_id} lost rows: a claim is past "
-                                  f"its head {head['seq']}")
+                raise RowsLost(f"store lost rows: ledger of {user_id} lost rows, a claim "
+                               f"is past its head {head['seq']}")
             # Two requests of this process may carry the same transfer (two
             # /process calls, a recovery pass): its leg goes in once.
             moves = {}
@@ -279,7 +279,8 @@ class Appender:
                 rows.update((r["seq"], r) for r in self.store.get_many(USER_TRANSACTIONS.name, keys))
             gone = [s for s in missing if s not in rows]
             if gone:
-                raise LookupError(f"ledger of {user_id} lost row {gone[0]} below its head")
+                raise RowsLost(f"store lost rows: ledger of {user_id} lost row {gone[0]} "
+                               "below its head")
         left = []
         for job in jobs:
             for seq in range(job.checked + 1, head["seq"] + 1):

@@ -39,6 +39,7 @@ process carries the same legs, as above. ``held`` is the one state a
 process leaves a transfer in without driving it on: a client, or expiry,
 decides what comes next.
 """
+from timpe.errors import RowsLost
 from timpe.ledger import CREDIT, DECLINED, HOLD, POST, VOID, Ledger, now_ms
 from timpe.store.races import read_newer
 from timpe.store.schema import TRANSACTIONS
@@ -96,8 +97,9 @@ class Processor:
         self.patience, self.give_up = patience, give_up
 
     def run(self, txn):
-        """Advance ``txn`` until it is finished, failed, voided or held;
-        return it."""
+        """Advance ``txn`` until it is finished, failed, voided or held, or
+        MAX_STEPS races were lost; return it as it then is (still pending in
+        the last case: a later /process ends it)."""
         for _ in range(MAX_STEPS):
             if txn["state"] in RESTING:
                 break
@@ -192,7 +194,7 @@ class Processor:
         if reason is not None:
             changes["reason"] = reason
         if not self.store.update(TRANSACTIONS.name, (txn["id"],), changes):
-            raise LookupError(f"transaction {txn['id']} is gone from the store")
+            stored(txn, None)
         txn = {**txn, **changes, "_version": None}
         txn.pop("_debited", None)
         txn.pop("_settled", None)
@@ -207,11 +209,19 @@ class Processor:
         """
         key, version = (txn["id"],), txn["_version"]
         if version is None:
-            return self.store.get(TRANSACTIONS.name, key)
+            return stored(txn, self.store.get(TRANSACTIONS.name, key))
         changes["updated"] = now_ms()
         if self.store.cas(TRANSACTIONS.name, key, version, changes):
             txn = {**txn, **changes, "_version": None}
             if txn["state"] in (FAILED, VOIDED):
                 self.ended(txn)
             return txn
-        return read_newer(self.store, TRANSACTIONS.name, key, version)
+        return stored(txn, read_newer(self.store, TRANSACTIONS.name, key, version))
+
+
+def stored(txn, row):
+    """``row``, read as ``txn`` is stored now; None means it is gone (a
+    store destroyed under the node): the transfer cannot go on from here."""
+    if row is None:
+        raise RowsLost(f"store lost rows: transaction {txn['id']} is gone from the store")
+    return row

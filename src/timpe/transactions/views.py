@@ -2,7 +2,7 @@ from pyramid.view import view_config
 
 from timpe.errors import BadRequest, InsufficientFunds
 from timpe.money import parse_amount
-from timpe.transactions.protocol import FAILED, is_hold
+from timpe.transactions.protocol import FAILED, RESTING, is_hold
 from timpe.transactions.services import transaction_id
 from timpe.web import respond, success
 
@@ -48,6 +48,10 @@ def create_immediately(request):
     if txn["state"] == FAILED:
         # Recorded, then lost the race for the funds: nothing moved.
         raise InsufficientFunds(txn["reason"], data=service.view(txn))
+    if txn["state"] not in RESTING:
+        # Recorded, and still pending after as many lost races as one call
+        # may meet: /process (or recovery) ends it.
+        request.response.status = 202
     return success(request, service.view(txn))
 
 

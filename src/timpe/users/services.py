@@ -6,6 +6,7 @@ from timpe.auth import keys
 from timpe.errors import Conflict, NotFound, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
+from timpe.store.races import insert_or_read
 from timpe.store.schema import NICKNAMES, USERS
 from timpe.users.interfaces import IUserService
 from timpe.users.nicknames import prepare
@@ -42,9 +43,12 @@ class UserService:
         }
         alike = "" if prepared == nickname else f" (as {prepared!r}, which it prepares to)"
         # A user registered before nicknames were prepared may hold it under
-        # another id (timpe.users.legacy); else the insert decides.
+        # another id (timpe.users.legacy); else the insert decides. A row
+        # under the id that is this request's own (a client re-sent the
+        # insert after a timeout, and its first attempt landed) is no
+        # conflict: its time is this request's, to the millisecond.
         if (self.store.get(NICKNAMES.name, (user["id"],)) is not None
-                or not self.store.insert(USERS.name, user)):
+                or not self._ours(insert_or_read(self.store, USERS.name, user), user)):
             raise Conflict(f"nickname {nickname!r} is already registered{alike}")
         return {**self.view(user, self.ledger.open(user)), "key": key}
 
@@ -60,6 +64,11 @@ class UserService:
         """The user keeps her money and has no key until one is rotated in."""
         self.get(uid)
         self.store.update(USERS.name, (uid,), {"key_hash": None})
+
+    @staticmethod
+    def _ours(outcome, user):
+        inserted, stored = outcome
+        return inserted or all(stored[k] == user[k] for k in ("initial_balance", "timestamp"))
 
     def get(self, uid):
         """The stored user row, or NotFound."""
