@@ -27,7 +27,7 @@ def external_shell(store, settings):
         return None
     crash = shutil.which("crash", path=str(Path(sys.executable).parent)) or shutil.which("crash")
     if crash is None:
-        sys.exit("the CrateDB shell is missing: pip install crash")
+        sys.exit("the CrateDB shell is missing: pip install 'timpe[crate]' (make run STORE=crate does)")
     hosts = settings.get("crate.hosts", "localhost:4200").split()
     return [crash, "--hosts", *hosts]
 

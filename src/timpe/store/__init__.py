@@ -11,7 +11,11 @@ def store_from_settings(settings):
     module, _, name = dotted.replace(":", ".").rpartition(".")
     try:
         factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except ImportError as exc:
+        # The CrateDB adapter's client is an extra (setup.py).
+        raise ValueError(f"timpe.store = {dotted!r} cannot be imported ({exc}): "
+                         "for CrateDB, pip install 'timpe[crate]'") from exc
+    except (AttributeError, ValueError) as exc:
         raise ValueError(f"timpe.store = {dotted!r} names no store adapter: {exc}") from exc
     return factory.from_settings(settings)
 
