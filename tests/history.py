@@ -48,14 +48,19 @@ class History:
                     out.write(json.dumps(op, default=str) + "\n")
 
     def between(self, start, end=float("inf")):
-        """The operations sent from ``start`` to ``end``."""
+        """The operations under way at some moment from ``start`` to ``end``."""
         with self.lock:
-            return [op for op in self.ops if start <= op["invoke"] < end]
+            return [op for op in self.ops if op["invoke"] < end and op["complete"] > start]
 
 
 def answers(ops):
     """The answers of ``ops`` by kind: the HTTP status, or the error's name."""
     return Counter(f"{op['f']} {op['answer']}" for op in ops)
+
+
+def slowest(ops):
+    """The longest any of ``ops`` waited for its answer, in seconds."""
+    return max((op["complete"] - op["invoke"] for op in ops), default=0)
 
 
 class Client:
@@ -81,7 +86,7 @@ class Client:
         status, body = self._call(op, "POST", path, json={
             "id": txn_id, "sender": sender, "recipient": recipient, "amount": amount / 100})
         data = body.get("data") if isinstance(body, dict) else None
-        if status in (200, 201, 202) or (status == 422 and data):
+        if data and (status in (200, 201, 202) or status == 422):
             op.update(type="ok", state=data["state"])  # a 422 with data: recorded, failed
         elif isinstance(status, int) and 400 <= status < 500:
             op["type"] = "fail"
@@ -149,20 +154,21 @@ def _delta(op, user):
 
 def _forward(ops, final_states):
     """A state seen by an answer that came before another request was sent
-    may not be later than the one that request saw, nor than the end."""
+    may not be later than the one that request saw, nor than the end; nor
+    may the transfer be gone (a 404) once a state of it was seen."""
     problems = []
     seen = defaultdict(list)
     for op in ops:
-        if op["type"] == "ok" and op["f"] in ("transfer", "state") and op.get("state"):
+        if op["type"] == "ok" and op["f"] in ("transfer", "state"):
             seen[op["id"]].append(op)
     for txn_id, views in seen.items():
         final = final_states.get(txn_id)
-        for earlier in views:
+        for earlier in (op for op in views if op["state"] is not None):
             later = [op for op in views if op["invoke"] > earlier["complete"]]
             for view in later + [{"state": final, "answer": "the end"}]:
                 if not _follows(earlier["state"], view["state"]):
                     problems.append(f"{txn_id} went back: {earlier['state']} was seen, "
-                                    f"then {view['state']} ({view['answer']})")
+                                    f"then {view['state'] or 'none'} ({view['answer']})")
                     break
     return problems
 

@@ -38,6 +38,7 @@ SOUND = [
     read("b", 20, 5),          # or already: either order explains it
     state("t2", "in progress", 6),
     state("t2", "finished", 8),
+    state("t9", None, 8),             # no such transfer: none was ever seen
     transfer("t3", 9, type="info"),   # no answer: it may or may not have been recorded
     read("a", 80, 10),
 ]
@@ -73,6 +74,8 @@ def test_an_unanswered_transfer_may_have_taken_effect():
     (SOUND + [read("c", -5, 11)], FINAL, BALANCES, "c read negative"),
     # A state moving back: finished, then in progress.
     (SOUND + [state("t1", "in progress", 12)], FINAL, BALANCES, "t1 went back"),
+    # Acknowledged, then not found.
+    (SOUND + [state("t1", None, 12)], FINAL, BALANCES, "t1 went back"),
     # Failed, then finished.
     ([transfer("t1", 0, state="failed"), state("t1", "finished", 3)], {"t1": "finished"},
      {"a": 90, "b": 10, "c": 50}, "t1 went back"),

@@ -30,7 +30,10 @@ class Api:
 
     def call(self, method, path, **kwargs):
         response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-        return response.status_code, response.json(parse_float=Decimal)
+        try:
+            return response.status_code, response.json(parse_float=Decimal)
+        except ValueError:  # not JSON (a proxy's page): the status says what it was
+            return response.status_code, {"text": response.text}
 
     def register(self, nickname, balance, key=False):
         """The new user's id; with ``key``, (id, her API key)."""

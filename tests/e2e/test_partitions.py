@@ -1,0 +1,177 @@
+"""Network partitions under load, on a CrateDB cluster of 2 nodes and of 3
+whose nodes, and both app nodes, are each in a network namespace of their
+own (tests/partitioned.py): a node cut off, the elected master cut off,
+packets lost one way, an app node cut from the store.
+
+Clients send transfers and read balances and states throughout, and every
+request and answer goes in a history (tests/history.py). After the links
+are healed and the cluster is whole again, /process runs on both app nodes
+and then: every acknowledged transfer is finished or failed, the history
+is explained (nothing acknowledged lost, every balance read explained by
+some order of the transfers, states only move forward), the ledger passes
+the audit (no row missing or doubled, no negative balance, money
+conserved), and no answer was a 5xx other than 503. What each fault got
+is printed (pytest -rA); docs/crate.rst reports it.
+"""
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests import netns
+from tests.e2e.api import Api, join_all, run_threads
+from tests.e2e.test_crate_nodes import cluster_state, wait_healthy
+from tests.history import Client, History, answers, check, slowest
+from tests.partitioned import Partitioned
+from tests.topologies import skip_without_crate
+from timpe.audit import audit
+
+#: Seconds each fault lasts, under load.
+FAULT = 20
+CLIENTS = 6
+START = 100_00  # each account's cents
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["2_nodes", "3_nodes"])
+def partitioned(request, tmp_path_factory):
+    why = netns.missing()
+    if why:
+        pytest.skip(f"no network namespaces: {why}")
+    skip_without_crate()
+    with Partitioned(tmp_path_factory.mktemp("partitions"), request.param) as running:
+        yield running
+
+
+class Load:
+    """``CLIENTS`` clients, half on each app node, each sending transfers
+    (every other one immediate) under ids of their own, and reading a
+    balance after each and, now and then, a transfer's state."""
+
+    def __init__(self, running, users, history, tag):
+        self.running, self.users, self.history, self.tag = running, users, history, tag
+        self.stop = threading.Event()
+        self.threads = run_threads(CLIENTS, self.client)
+
+    def client(self, index):
+        app = self.running.apps[index % len(self.running.apps)]
+        client = Client(Api(self.running.url(app), timeout=30), self.history)
+        rnd = random.Random(f"{self.tag}-{index}")
+        for n in range(100_000):  # bounded; normally ended by ``stop``
+            if self.stop.is_set():
+                return
+            sender, recipient = rnd.sample(self.users, 2)
+            op = client.transfer(f"{self.tag}-{index}-{n}", sender, recipient,
+                                 rnd.randint(1, 300), immediately=n % 2 == 0)
+            client.read(rnd.choice(self.users))
+            if n % 5 == 0:
+                client.state(op["id"])
+
+    def finish(self):
+        self.stop.set()
+        join_all(self.threads, timeout=120)
+
+
+def master_and_others(running):
+    state = wait_healthy(running)
+    master = next(name for name, is_master in state.items() if is_master)
+    return master, [name for name in state if name != master]
+
+
+def faults():
+    """name: (what it does to the network of ``running``, given the
+    elected master and the others)."""
+    return {
+        "a node cut off": lambda net, master, others: net.isolate(others[0]),
+        "the master cut off": lambda net, master, others: net.isolate(master),
+        "the master's packets to the others lost":
+            lambda net, master, others: net.drop(master, others),
+        "a node's packets to the master lost":
+            lambda net, master, others: net.drop(others[0], [master]),
+        "an app node cut from the store":
+            lambda net, master, others: net.drop("a1", [master, *others]),
+        "the master's link slow and lossy": lambda net, master, others: net.degrade(master),
+    }
+
+
+def settle(running, deadline=120):
+    """/process on both app nodes until neither finds work (a cluster just
+    whole again may answer 503 for a moment)."""
+    clients = [Client(Api(running.url(app), timeout=60), History()) for app in running.apps]
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        done = []
+        for one in clients:
+            status, body = one.api.call("POST", "/process")
+            done.append(status == 200 and body["processed"] == 0)
+        if all(done):
+            return
+        time.sleep(1)
+    raise AssertionError(f"/process still had work after {deadline}s")
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("fault", list(faults()))
+def test_partition_under_load(partitioned, fault):
+    running, net = partitioned, partitioned.net
+    if "slow" in fault and netns.netem_missing():
+        pytest.skip(f"no delay or random loss on a link: {netns.netem_missing()}")
+    tag = f"p{random.Random().randrange(10**6)}"
+    setup = Client(Api(running.url("a2"), timeout=60), History())
+    users = []
+    for i in range(6):
+        status, body = setup.api.call("POST", "/users",
+                                      json={"nickname": f"{tag}-{i}", "balance": START / 100})
+        assert status == 201, body
+        users.append(body["data"]["id"])
+    master, others = master_and_others(running)
+    history = History(running.home / f"history-{tag}.jsonl")
+    load = Load(running, users, history, tag)
+    try:
+        time.sleep(5)  # the load under way on a whole cluster
+        cut = time.monotonic()
+        faults()[fault](net, master, others)
+        time.sleep(FAULT)
+        healed = time.monotonic()
+        net.heal()
+        state = wait_healthy(running, timeout=300)
+        whole = time.monotonic()
+        time.sleep(5)  # load on the whole cluster again
+    finally:
+        net.heal()
+        load.finish()
+    settle(running)
+    final_states = {op["id"]: setup.state(op["id"])["state"]
+                    for op in history.ops if op["f"] == "transfer"}
+    final_balances = {u: setup.read(u)["balance"] for u in users}
+
+    during = history.between(cut, healed)
+    after = answers(history.between(whole))
+    # The figures docs/crate.rst reports (pytest -rA shows them).
+    print(f"{len(running.nodes)} nodes, {fault} (master {master}) for {FAULT} s: "
+          f"answers during: {dict(sorted(answers(during).items()))}, the slowest after "
+          f"{slowest(during):.1f} s; whole again "
+          f"{whole - healed:.0f} s after the heal (master {_master(state)}); "
+          f"answers after: {dict(sorted(after.items()))}")
+
+    statuses = Counter(op["answer"] for op in history.ops)
+    server_errors = {s: n for s, n in statuses.items()
+                     if not isinstance(s, int) or (s >= 500 and s != 503)}
+    assert not server_errors, f"answers other than a 2xx, a 4xx or a 503: {server_errors}"
+    assert {op["f"] for op in history.ops if op["type"] == "ok"} >= {"transfer", "read"}
+    assert set(final_states.values()) <= {"finished", "failed", None}, Counter(
+        final_states.values())
+    problems = check(history.ops, dict.fromkeys(users, START), final_states, final_balances)
+    assert problems == [], problems[:20]
+    store = running.store()
+    try:
+        assert audit(store)["problems"] == []
+    finally:
+        store.close()
+    assert after["transfer 201"] > 0, after
+
+
+def _master(state):
+    return next((name for name, is_master in state.items() if is_master), None)
+
