@@ -53,6 +53,11 @@ class IStore(Interface):
         has just made this caller's insert or compare-and-set lose; such a
         write may also still fail. ``timpe.store.races`` reads what a lost
         race left.
+
+        Served by the primary, it may also show a write in flight that no
+        replica has yet, which vanishes if that primary dies first (a dirty
+        read): a caller acts on a row it did not write only once it has
+        confirmed it with :meth:`cas` (``timpe.store.races.confirmed``).
         """
 
     def get_many(table, keys):
@@ -66,6 +71,10 @@ class IStore(Interface):
         Decided on the row's primary copy. Return True when applied, False
         when the row changed (or vanished) since ``version`` was read, which
         a version read from a lagging copy may already have been.
+
+        Acknowledged only once every in-sync copy has the row as changed,
+        even by changes that set every column to what it was (no update is
+        skipped as a no-op): so a row this applies to is kept.
         """
 
     def update(table, key, changes):

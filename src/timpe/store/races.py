@@ -8,6 +8,11 @@ shows as no row at all, or as the version we lost with. It may even fail
 there (its primary dies before any replica has it) and leave the key free.
 Either way it is settled soon, so read again after a short pause, and try
 the insert again, until the winner is seen or the row we meant is written.
+
+The other side of it: a get served by the primary may show a write that no
+replica has yet, which vanishes if that primary dies first (a dirty read).
+A caller about to act on a row it did not write itself makes it durable
+first (:func:`confirmed`).
 """
 import time
 
@@ -35,6 +40,34 @@ def insert_or_read(store, table_name, row):
             time.sleep(pause)
     raise StoreUnavailable(f"store unavailable: {table_name} {key} is taken by a write "
                            "that never became readable")
+
+
+#: Compare-and-sets a confirmation tries, each lost to another confirmer,
+#: before it gives up.
+CONFIRMS = 20
+
+
+def confirmed(store, table_name, row):
+    """``row``, read from the store, once it is sure to be kept; None when
+    it is gone (it was a write in flight that its primary lost, or the
+    store was destroyed).
+
+    A compare-and-set of the row at the version read, setting its
+    timestamp to what it is, changes nothing but is a write like any other
+    (CrateDB replicates it: no update is skipped as a no-op; SQLite bumps
+    the version): decided on the primary, which still holds the row, and
+    acknowledged once every in-sync copy has it, the row with it. Lost, it
+    was to another process confirming the same row, or the row is gone:
+    read it again and try again.
+    """
+    key = tuple(row[c] for c in table(table_name).pk)
+    for _ in range(CONFIRMS):
+        if store.cas(table_name, key, row["_version"], {"timestamp": row["timestamp"]}):
+            return {**row, "_version": None}
+        row = read_newer(store, table_name, key, row["_version"])
+        if row is None:
+            return None
+    raise StoreUnavailable(f"store unavailable: {table_name} {key} could not be confirmed")
 
 
 def read_newer(store, table_name, key, version):

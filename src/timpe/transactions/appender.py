@@ -17,6 +17,12 @@ so at the same s, and only one wins s. A debit that would take the running
 balance below zero is carried as ``declined``: the row, which never
 changes, decides for every process that the transfer failed.
 
+A row another process wrote is acted on (a leg found in it settled, a row
+appended after it) only once it is confirmed (timpe.store.races): a get
+may show a write that its primary loses before any replica has it, and a
+leg settled by a row that then vanishes, or a row whose balance starts
+from one, would move money that no row records.
+
 The rows kept here are an optimisation, never a rule: any process finds
 the same rows by key. A head kept longer than ``FRESH`` seconds is proven
 again (timpe.ledger) before a row goes after it, so a store destroyed and
@@ -30,7 +36,7 @@ import time
 from timpe.errors import RowsLost, StoreUnavailable
 from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row
 from timpe.store.batching import cooperative_yield
-from timpe.store.races import insert_or_read
+from timpe.store.races import confirmed, insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS
 from timpe.users.known import KnownUsers
 
@@ -232,6 +238,7 @@ class Appender:
             moves = {}
             for job in jobs:
                 moves.setdefault(job.txn_id, job.move)
+            head = self._durable(user_id, user, head)
             row, _ = next_row(head, list(moves.values())[:MAX_LEGS])
             if self.store.insert(USER_TRANSACTIONS.name, row):
                 head = self._keep(user, row)
@@ -286,7 +293,7 @@ class Appender:
             for seq in range(job.checked + 1, head["seq"] + 1):
                 leg = leg_of(rows[seq], job.txn_id)
                 if leg is not None:
-                    job.outcome = (rows[seq], leg)
+                    job.outcome = (self._durable(user_id, user, rows[seq]), leg)
                     break
             else:
                 job.checked = head["seq"]
@@ -305,6 +312,22 @@ class Appender:
         head = Ledger(self.store, self.known).head(user_id)
         self._current(user_id, user)
         return self._keep(user, head), True
+
+    def _durable(self, user_id, user, row):
+        """``row`` once it is sure to be kept: as it is when this process
+        wrote it (no ``_version``: its insert was acknowledged) or when it
+        is row 0 (the users row's deposit, which whoever finds it missing
+        writes again, the same), else confirmed, and kept so."""
+        if row.get("_version") is None or row["seq"] == 0:
+            return row
+        kept = confirmed(self.store, USER_TRANSACTIONS.name, row)
+        if kept is None:
+            raise RowsLost(f"store lost rows: ledger of {user_id} lost row {row['seq']}, "
+                           "a write its primary never replicated")
+        user.rows[row["seq"]] = kept
+        if user.head is not None and user.head["seq"] == row["seq"]:
+            user.head = kept
+        return kept
 
     def _keep(self, user, row):
         """Keep ``row``, read or written just now (or when a kept row of the

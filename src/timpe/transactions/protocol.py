@@ -113,12 +113,18 @@ class Processor:
         state = txn["state"]
         if state == INITIAL:
             return self._claim(txn)
+        if state not in PHASE2:
+            return txn
+        if txn["_version"] is not None:
+            # Claims another process wrote, as read: made durable before a
+            # leg is carried from them. A claim that a dying primary showed
+            # and lost would put the transfer back where it was, to be
+            # claimed again from other seqs, and a leg carried twice.
+            return self._update(txn)
         if state == POSTING:
             return self._post(txn)
         if state == VOIDING:
             return self._void(txn)
-        if state not in PHASE2:
-            return txn
         if is_hold(txn):
             return self._hold(txn)
         if not txn.get("_debited"):

@@ -8,10 +8,10 @@ import uuid_utils
 from zope.interface import implementer
 
 from timpe import concurrently
-from timpe.errors import BadRequest, Conflict, InsufficientFunds, NotFound
+from timpe.errors import BadRequest, Conflict, InsufficientFunds, NotFound, RowsLost
 from timpe.ledger import now_ms
 from timpe.money import to_api
-from timpe.store.races import insert_or_read
+from timpe.store.races import confirmed, insert_or_read
 from timpe.store.schema import TRANSACTIONS
 from timpe.transactions.interfaces import ITransactionService
 from timpe.transactions.appender import Appender
@@ -183,13 +183,18 @@ class TransactionService:
             return self._replay(stored, print_), True
         return {**txn, "_version": None}, False
 
-    @staticmethod
-    def _replay(earlier, print_):
+    def _replay(self, earlier, print_):
         if earlier["fingerprint"] != print_:
             raise Conflict(f"transaction {earlier['id']!r} exists with a different "
                            "sender, recipient or amount (or Idempotency-Key, given with "
                            "the id)")
-        return earlier
+        # The first attempt's row, as read: kept before it is answered as
+        # recorded (it may be a write its primary never replicated).
+        kept = confirmed(self.store, TRANSACTIONS.name, earlier)
+        if kept is None:
+            raise RowsLost(f"store lost rows: transaction {earlier['id']!r}, a write its "
+                           "primary never replicated")
+        return kept
 
     def complete(self, txn):
         with self.appender.alone(txn["id"]):

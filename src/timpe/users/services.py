@@ -3,10 +3,10 @@ import hashlib
 from zope.interface import implementer
 
 from timpe.auth import keys
-from timpe.errors import Conflict, NotFound, unknown_user
+from timpe.errors import Conflict, NotFound, RowsLost, unknown_user
 from timpe.ledger import Ledger, now_ms
 from timpe.money import to_api
-from timpe.store.races import insert_or_read
+from timpe.store.races import confirmed, insert_or_read
 from timpe.store.schema import NICKNAMES, USERS
 from timpe.users.interfaces import IUserService
 from timpe.users.nicknames import prepare
@@ -65,10 +65,17 @@ class UserService:
         self.get(uid)
         self.store.update(USERS.name, (uid,), {"key_hash": None})
 
-    @staticmethod
-    def _ours(outcome, user):
+    def _ours(self, outcome, user):
         inserted, stored = outcome
-        return inserted or all(stored[k] == user[k] for k in ("initial_balance", "timestamp"))
+        if inserted:
+            return True
+        if any(stored[k] != user[k] for k in ("initial_balance", "timestamp")):
+            return False
+        # Our first attempt, as read: kept before it is answered as registered.
+        if confirmed(self.store, USERS.name, stored) is None:
+            raise RowsLost(f"store lost rows: the registration of {user['nickname']!r}, a "
+                           "write its primary never replicated")
+        return True
 
     def get(self, uid):
         """The stored user row, or NotFound."""
