@@ -70,52 +70,45 @@ class Client:
     def __init__(self, api, history):
         self.api, self.history = api, history
 
-    def _call(self, op, method, path, **kwargs):
+    def _call(self, op, judge, method, path, **kwargs):
+        """Send the request, record ``op`` with its answer and what
+        ``judge(status, body)`` makes of it (type, and what was seen)."""
         op["invoke"] = time.monotonic()
         try:
             status, body = self.api.call(method, path, **kwargs)
         except Exception as exc:  # noqa: BLE001 - cut, refused, timed out: unknown
             status, body = type(exc).__name__, {}
         op["complete"], op["answer"] = time.monotonic(), status
-        return status, body
+        data = body.get("data") if isinstance(body, dict) else None
+        op.update(judge(status, data) or {"type": "info"})
+        self.history.record(op)
+        return op
 
     def transfer(self, txn_id, sender, recipient, amount, immediately):
-        op = {"f": "transfer", "id": txn_id, "sender": sender, "recipient": recipient,
-              "amount": amount}
+        def judge(status, data):
+            if data and status in (200, 201, 202, 422):  # a 422 with data: recorded, failed
+                return {"type": "ok", "state": data["state"]}
+            if isinstance(status, int) and 400 <= status < 500:
+                return {"type": "fail"}
+            return None
         path = "/transactions/immediately" if immediately else "/transactions"
-        status, body = self._call(op, "POST", path, json={
-            "id": txn_id, "sender": sender, "recipient": recipient, "amount": amount / 100})
-        data = body.get("data") if isinstance(body, dict) else None
-        if data and (status in (200, 201, 202) or status == 422):
-            op.update(type="ok", state=data["state"])  # a 422 with data: recorded, failed
-        elif isinstance(status, int) and 400 <= status < 500:
-            op["type"] = "fail"
-        else:
-            op["type"] = "info"
-        self.history.record(op)
-        return op
+        return self._call({"f": "transfer", "id": txn_id, "sender": sender,
+                           "recipient": recipient, "amount": amount}, judge, "POST", path,
+                          json={"id": txn_id, "sender": sender, "recipient": recipient,
+                                "amount": amount / 100})
 
     def read(self, user):
-        op = {"f": "read", "user": user}
-        status, body = self._call(op, "GET", f"/users/{user}")
-        if status == 200:
-            op.update(type="ok", balance=round(body["data"]["balance"] * 100))
-        else:
-            op["type"] = "info"
-        self.history.record(op)
-        return op
+        def judge(status, data):
+            return {"type": "ok", "balance": round(data["balance"] * 100)} if status == 200 \
+                else None
+        return self._call({"f": "read", "user": user}, judge, "GET", f"/users/{user}")
 
     def state(self, txn_id):
-        op = {"f": "state", "id": txn_id}
-        status, body = self._call(op, "GET", f"/transactions/{txn_id}")
-        if status == 200:
-            op.update(type="ok", state=body["data"]["state"])
-        elif status == 404:
-            op.update(type="ok", state=None)
-        else:
-            op["type"] = "info"
-        self.history.record(op)
-        return op
+        def judge(status, data):
+            if status in (200, 404):  # 404: not recorded (None)
+                return {"type": "ok", "state": data["state"] if status == 200 else None}
+            return None
+        return self._call({"f": "state", "id": txn_id}, judge, "GET", f"/transactions/{txn_id}")
 
 
 def check(ops, initial, final_states, final_balances):

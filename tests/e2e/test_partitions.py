@@ -28,8 +28,9 @@ from tests.partitioned import Partitioned
 from tests.topologies import skip_without_crate
 from timpe.audit import audit
 
-#: Seconds each fault lasts, under load.
-FAULT = 20
+#: Seconds each fault lasts, under load: longer than CrateDB takes to notice
+#: a node it cannot reach (follower checks: 3 misses of 10 s each).
+FAULT = 40
 CLIENTS = 6
 START = 100_00  # each account's cents
 
@@ -56,7 +57,7 @@ class Load:
 
     def client(self, index):
         app = self.running.apps[index % len(self.running.apps)]
-        client = Client(Api(self.running.url(app), timeout=30), self.history)
+        client = Client(Api(self.running.url(app), timeout=60), self.history)
         rnd = random.Random(f"{self.tag}-{index}")
         for n in range(100_000):  # bounded; normally ended by ``stop``
             if self.stop.is_set():
