@@ -69,6 +69,8 @@ def test_unreachable_cluster_is_store_unavailable(unreachable, call):
     crate_errors.ProgrammingError("RelationUnknown[Relation 'users' unknown]"),
     crate_errors.ProgrammingError("NoSuchNodeException[No such node [5X4Vvy0nQXmTEASp9bNCqg]]"),
     crate_errors.ProgrammingError("SQLParseException[Unknown node: VHjqAqWXSiigCujD4OPj5Q]"),
+    crate_errors.ProgrammingError(
+        "IndexNotFoundException[no such index [transactions/e7WweH8lQnerTejcrGvnew]]"),
 ])
 def test_errors_the_cluster_may_recover_from_are_unavailable(error):
     assert isinstance(unavailable(error), StoreUnavailable)

@@ -76,6 +76,10 @@ UNAVAILABLE = (
     # A read routed to a node that has just left (seen when one of three
     # died); the second comes as an SQLParseException, so only its text:
     "NoSuchNodeException", "Unknown node: ",
+    # A get on a node cut off from the others (seen with one of three cut
+    # off: "no such index [transactions/<uuid>]") while its cluster state
+    # is not the cluster's:
+    "IndexNotFoundException",
 )
 
 # Error codes of one row of a bulk answer that mean "lost", not "failed":
