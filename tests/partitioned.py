@@ -21,7 +21,9 @@ from pathlib import Path
 
 import requests
 
+from tests.e2e.api import Api
 from tests.netns import Network
+from timpe.auth import client, keys
 from timpe.cli import open_store
 from timpe.cli.node import gunicorn_argv
 from timpe.paths import APP_INI
@@ -47,6 +49,7 @@ class Partitioned:
         self.cluster = self.nodes  # tests.e2e.test_crate_nodes.wait_healthy counts them
         self.data = None
         self.ini = None
+        self.operator_key = None
 
     # -- start and stop ----------------------------------------------------------
 
@@ -58,6 +61,8 @@ class Partitioned:
                                      [Host(f"{self.net.address[n]}:{HTTP}") for n in self.nodes],
                                      "app.ini")
             shutil.copy(APP_INI, self.home / "etc" / "app.ini")
+            # Its own operator key, which the tests' clients send.
+            self.operator_key = keys.ensure_operator_key(client.key_file(self.ini))
             prepare_store(self.ini, timeout=240)
             for app in self.apps:
                 self._start_app(app)
@@ -144,6 +149,10 @@ class Partitioned:
 
     def url(self, app):
         return f"http://{self.net.address[app]}:{APP}"
+
+    def api(self, app, timeout=60):
+        """A client of ``app`` that sends the operator key."""
+        return Api(self.url(app), timeout=timeout, key=self.operator_key)
 
     def store(self):
         return open_store(self.ini)

@@ -4,7 +4,7 @@ runs out of steps. The client gets a 2xx, a 4xx or a 503, never a 500."""
 import pytest
 
 from tests.meddling import MeddlingStore, delete, resent
-from tests.spec import SpecTestApp
+from tests.spec import SpecTestApp, app_settings
 from timpe import main
 from timpe.transactions import protocol
 from timpe.transactions.services import TransactionService
@@ -14,8 +14,8 @@ from timpe.transactions.services import TransactionService
 def meddled(db_path, store):
     """(the app, the store an app made, to meddle with)."""
     MeddlingStore.made.clear()
-    app = SpecTestApp(main({}, **{"sqlite.path": db_path,
-                                  "timpe.store": "tests.meddling.MeddlingStore"}))
+    app = SpecTestApp(main({}, **app_settings(db_path,
+                                              **{"timpe.store": "tests.meddling.MeddlingStore"})))
     return app, MeddlingStore.made[-1]
 
 

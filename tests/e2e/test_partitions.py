@@ -21,7 +21,7 @@ from collections import Counter
 import pytest
 
 from tests import netns
-from tests.e2e.api import Api, join_all, run_threads
+from tests.e2e.api import join_all, run_threads
 from tests.e2e.test_crate_nodes import cluster_state, wait_healthy
 from tests.history import Client, History, answers, check, slowest
 from tests.partitioned import Partitioned
@@ -57,7 +57,7 @@ class Load:
 
     def client(self, index):
         app = self.running.apps[index % len(self.running.apps)]
-        client = Client(Api(self.running.url(app), timeout=60), self.history)
+        client = Client(self.running.api(app), self.history)
         rnd = random.Random(f"{self.tag}-{index}")
         for n in range(100_000):  # bounded; normally ended by ``stop``
             if self.stop.is_set():
@@ -99,7 +99,7 @@ def faults():
 def settle(running, deadline=120):
     """/process on both app nodes until neither finds work (a cluster just
     whole again may answer 503 for a moment)."""
-    clients = [Client(Api(running.url(app), timeout=60), History()) for app in running.apps]
+    clients = [Client(running.api(app), History()) for app in running.apps]
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         done = []
@@ -119,7 +119,7 @@ def test_partition_under_load(partitioned, fault):
     if "slow" in fault and netns.netem_missing():
         pytest.skip(f"no delay or random loss on a link: {netns.netem_missing()}")
     tag = f"p{random.Random().randrange(10**6)}"
-    setup = Client(Api(running.url("a2"), timeout=60), History())
+    setup = Client(running.api("a2"), History())
     users = []
     for i in range(6):
         status, body = setup.api.call("POST", "/users",

@@ -95,6 +95,7 @@ class Processor:
         self.appender = appender or Appender(store, self.ledger.known)
         self.ended = ended or (lambda txn: None)
         self.patience, self.give_up = patience, give_up
+        self._confirmed = set()  # (id, state) of transfers whose claims were confirmed
 
     def run(self, txn):
         """Advance ``txn`` until it is finished, failed, voided or held, or
@@ -115,12 +116,16 @@ class Processor:
             return self._claim(txn)
         if state not in PHASE2:
             return txn
-        if txn["_version"] is not None:
+        if txn["_version"] is not None and (txn["id"], state) not in self._confirmed:
             # Claims another process wrote, as read: made durable before a
             # leg is carried from them. A claim that a dying primary showed
             # and lost would put the transfer back where it was, to be
             # claimed again from other seqs, and a leg carried twice.
-            return self._update(txn)
+            # Claims never move within a state: once per state will do.
+            txn = self._update(txn)
+            if txn["_version"] is None:  # applied: the row as read is kept
+                self._confirmed.add((txn["id"], state))
+            return txn
         if state == POSTING:
             return self._post(txn)
         if state == VOIDING:
