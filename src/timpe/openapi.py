@@ -215,6 +215,7 @@ ERRORS = {
                                              "description": "Bearer (RFC 6750)"}}},
     "403": _error("the key is valid but has not the right (another user's data, money or "
                   "transfer, or what only the operator may do)"),
+    "414": _error("request URI longer than 4,000 bytes (HAProxy)"),
     "429": {**_error("too many requests from this address or with this key (HAProxy): "
                      "retry after the seconds Retry-After gives"),
             "headers": {"Retry-After": {"schema": {"type": "string"}}}},
@@ -222,8 +223,9 @@ ERRORS = {
 
 
 def _errors(*codes):
-    """These errors, and 429: HAProxy may refuse any request over the rate limits."""
-    return {code: ERRORS[code] for code in (*codes, "429")}
+    """These errors, and what HAProxy may answer any request: 414 (a URI
+    too long for the nodes) and 429 (over the rate limits)."""
+    return {code: ERRORS[code] for code in (*codes, "414", "429")}
 
 
 #: Who may call an operation (timpe.auth.rights decides): a key, or none.

@@ -150,3 +150,15 @@ def test_bin_api_key_rotates_the_operator_key(edge):
         assert Api(url, key=old).call("POST", "/process")[0] == 401
         assert Api(url, key=new).call("POST", "/process")[0] == 200
     assert client.operator_key(edge.ini) == new
+
+
+def test_a_uri_too_long_for_the_nodes_is_the_apis_414(edge):
+    # gunicorn refuses a request line over 4,094 bytes with a page of its
+    # own; HAProxy answers first, with the API's JSON.
+    key = client.operator_key(edge.ini)
+    status, headers, body = send(edge, "/users?after=" + "a" * 5000, source="127.0.0.1", key=key)
+    assert status == 414 and headers["Content-Type"] == "application/json"
+    assert '"status": "failed"' in body
+    # Just under the limit, the node answers.
+    status, _, body = send(edge, "/users?limit=1&x=" + "a" * 3900, source="127.0.0.1", key=key)
+    assert status != 414 and status < 500, (status, body[:200])
