@@ -7,6 +7,8 @@ from decimal import Decimal
 import requests
 
 from timpe.auth import client
+from timpe.store.schema import TRANSACTIONS
+from timpe.transactions.protocol import PHASE2
 
 
 def nick(prefix):
@@ -130,3 +132,9 @@ def emptied(pending, deadline):
             return time.monotonic()
         time.sleep(0.5)
     return None
+
+
+def in_phase_2(store):
+    """Transfers the nodes still have to drive on (a hold rests ``held``,
+    outside phase 2)."""
+    return store.scan(TRANSACTIONS.name, where={"state": list(PHASE2)})

@@ -7,11 +7,11 @@ import time
 from collections import Counter
 from decimal import Decimal
 
-from tests.e2e.api import SLACK, Api, emptied, join_all, kill_under_load, nick, run_threads
+from tests.e2e.api import (SLACK, Api, emptied, in_phase_2, join_all, kill_under_load, nick,
+                           run_threads)
 from timpe.audit import audit
 from timpe.cli import load_settings
-from timpe.store.schema import TRANSACTIONS
-from timpe.transactions.protocol import HELD, PHASE2
+from timpe.transactions.protocol import HELD
 
 
 def test_a_post_and_a_void_through_both_nodes_at_once_one_wins(topology):
@@ -69,11 +69,6 @@ def test_an_expired_hold_is_voided_without_an_operator(topology):
     assert status == 409 and body["status"] == "failed"
 
 
-def unsettled(store):
-    """Transfers the nodes still have to drive on (a hold rests ``held``)."""
-    return store.scan(TRANSACTIONS.name, where={"state": list(PHASE2)})
-
-
 def test_a_node_killed_under_holds_posts_and_voids_settles_each_once(topology):
     api, store = topology.api, topology.store()
     grace = float(load_settings(topology.ini)["recovery.grace"])
@@ -119,8 +114,8 @@ def test_a_node_killed_under_holds_posts_and_voids_settles_each_once(topology):
     assert answers["hold 201"] > 20 and answers["decide 200"] > 10, answers
 
     # Nobody calls /process: the background passes finish what the kill cut.
-    settled = emptied(lambda: unsettled(store), killed + grace + SLACK)
-    assert settled is not None, [(t["id"], t["state"]) for t in unsettled(store)[:5]]
+    settled = emptied(lambda: in_phase_2(store), killed + grace + SLACK)
+    assert settled is not None, [(t["id"], t["state"]) for t in in_phase_2(store)[:5]]
     print(f"{topology.store_name}: holds settled {settled - killed:.1f} s after the SIGKILL; "
           f"answers {dict(answers)}")
     # Every acknowledged decision is the outcome; every other hold has one.

@@ -10,11 +10,9 @@ from collections import Counter
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.api import SLACK, emptied, kill_under_load, nick, run_threads
+from tests.e2e.api import SLACK, emptied, in_phase_2, kill_under_load, nick, run_threads
 from timpe.audit import audit
 from timpe.cli import load_settings
-from timpe.store.schema import TRANSACTIONS
-from timpe.transactions.recovery import PHASE2
 from timpe.transactions.services import TransactionService
 
 
@@ -26,10 +24,6 @@ def resumed_by(running):
         counts[name] = sum(s.value for family in text_string_to_metric_families(text)
                            for s in family.samples if s.name == "timpe_recovery_resumed_total")
     return counts
-
-
-def in_phase_2(store):
-    return store.scan(TRANSACTIONS.name, where={"state": list(PHASE2)})
 
 
 def test_a_node_killed_under_load_settles_without_process(topology):
