@@ -2,8 +2,11 @@
 the crate client's own exception types, the answers CrateDB gives for one
 row of a bulk request (as a live cluster gave them), and a real client that
 cannot connect (no CrateDB answers here, and none is imitated)."""
+import shutil
 import socket
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -204,7 +207,19 @@ def test_selected_by_dotted_name_with_every_host():
     assert (store.schema, store.fresh_scans) == ("timpe", True)
 
 
+def crash_installed():
+    return Path(sys.executable).with_name("crash").exists() or shutil.which("crash") is not None
+
+
+@pytest.mark.skipif(not crash_installed(), reason="the crash shell is the crate extra, which "
+                    "make run STORE=crate (or make test with CRATE_HOME) installs")
 def test_crash_command_targets_every_host():
     argv = crash_command(SETTINGS)
     assert argv[0].endswith("crash")
     assert argv[1:] == ["--hosts", "localhost:4200", "localhost:4201", "--schema", "timpe"]
+
+
+@pytest.mark.skipif(crash_installed(), reason="the crash shell is installed here")
+def test_crash_command_without_the_shell_says_how_to_install_it():
+    with pytest.raises(FileNotFoundError, match=r"\[crate\]"):
+        crash_command(SETTINGS)

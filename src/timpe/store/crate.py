@@ -544,7 +544,8 @@ def crash_command(settings):
     beside = Path(sys.executable).with_name("crash")  # the venv's own crash first
     executable = str(beside) if beside.exists() else shutil.which("crash")
     if executable is None:
-        raise FileNotFoundError("the crash shell is not installed: pip install crash")
+        raise FileNotFoundError("the crash shell is not installed: it is the crate extra, "
+                                "which make run STORE=crate installs (pip install -e '.[crate]')")
     argv = [executable, "--hosts", *store.hosts]
     if store.schema:
         argv += ["--schema", store.schema]
