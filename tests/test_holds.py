@@ -66,6 +66,19 @@ def test_a_void_returns_the_hold(app, store, pair):
     assert_sound(store)
 
 
+@pytest.mark.parametrize("body", ["garbage", "{", '{"amount": 1}', "[]"])
+def test_a_void_with_a_body_that_is_not_an_empty_object_is_refused_and_voids_nothing(
+        app, store, pair, body):
+    a, b = pair
+    held = hold(app, a, b, 40)["data"]
+    before = snapshot(store)
+    answer = app.post(f"/transactions/{held['id']}/void", body,
+                      content_type="application/json", status=400).json
+    assert answer["status"] == "failed" and answer["msg"]
+    assert snapshot(store) == before
+    app.post_json(f"/transactions/{held['id']}/void", {}, status=200)
+
+
 def test_a_void_cancels_a_queued_transfer_which_then_moves_nothing(app, store, pair):
     a, b = pair
     queued = app.post_json("/transactions", {"sender": a, "recipient": b, "amount": 10}).json

@@ -75,6 +75,9 @@ SCHEMAS = {
                                   "at most the amount held (default: all of it); the "
                                   "rest returns to the sender"}},
     },
+    # A void says nothing more: a body, if sent, is an empty object, so that
+    # a client's mistake is refused, not taken for a void.
+    "Void": {"type": "object", "additionalProperties": False, "properties": {}},
     # Responses carry amounts as exact JSON numbers; clients parse them as they
     # like (multipleOf is left out here: a float parser could not check it).
     # No maximum: MAX_AMOUNT bounds what one request may carry, and a balance
@@ -419,8 +422,10 @@ PATHS = {
                        "an 'initial' transfer before phase 2",
             "description": "Decided once with the post (the other gets 409); a retry "
                            "answers the same.",
+            "requestBody": {"required": False,
+                            "content": {"application/json": {"schema": ref("Void")}}},
             "responses": {"200": _json("voided", _success(ref("Transaction"))),
-                          **_errors("400", "401", "403", "404", "503"),
+                          **_errors("400", "401", "403", "404", "413", "503"),
                           "409": ERRORS["409-decided"]},
         },
     },
