@@ -36,13 +36,26 @@ class Running:
                 store.refresh(name)
         return store
 
-    def served(self):
-        """Requests each node has answered, from HAProxy's stats (CSV)."""
+    def served(self, backend=None):
+        """Requests each node has answered, from HAProxy's stats (CSV): sent
+        through ``backend`` (apps, or by_sender: timpe.topology.routing), or
+        through either."""
         import requests
         text = requests.get(f"{self.url}/__haproxy_stats;csv", timeout=5).text
         header, *rows = [line.split(",") for line in text.splitlines() if line]
         column = header.index("req_tot")
-        return {row[1]: int(row[column] or 0) for row in rows if row[1] in ("app", "app2")}
+        served = {"app": 0, "app2": 0}
+        for row in rows:
+            if row[1] in served and backend in (None, row[0]):
+                served[row[1]] += int(row[column] or 0)
+        return served
+
+    @property
+    def affinity(self):
+        """How HAProxy routes transfers here (timpe.topology.routing)."""
+        from timpe.cli import load_settings
+        from timpe.topology import routing
+        return routing.affinity(load_settings(self.ini))
 
 
 def skip_without_crate():

@@ -7,6 +7,11 @@ DEFAULT = "timpe.store.sqlite.SQLiteStore"
 
 
 def store_from_settings(settings):
+    return store_class(settings).from_settings(settings)
+
+
+def store_class(settings):
+    """The adapter ``timpe.store`` names (not yet opened)."""
     dotted = settings.get("timpe.store", DEFAULT)
     module, _, name = dotted.replace(":", ".").rpartition(".")
     try:
@@ -17,7 +22,7 @@ def store_from_settings(settings):
                          "for CrateDB, pip install 'timpe[crate]'") from exc
     except (AttributeError, ValueError) as exc:
         raise ValueError(f"timpe.store = {dotted!r} names no store adapter: {exc}") from exc
-    return factory.from_settings(settings)
+    return factory
 
 
 def includeme(config):

@@ -26,6 +26,12 @@ class IStore(Interface):
         "How many calls of one process are worth having under way at once: "
         "1 where a call never waits on the network (SQLite), more where "
         "round trips overlap and share batches (CrateDB).")
+    affinity = Attribute(
+        "How HAProxy spreads transfers over the app nodes (timpe.topology."
+        "routing): 'sender' keeps each sender's on one node, where a request "
+        "costs the store more than a row (a user's legs then share one node's "
+        "rows, and no two nodes race for them); 'none' spreads them round "
+        "robin, where each node's own CPU is the limit.")
     timeout = Attribute(
         "Seconds a call on the path of a request may take before it raises "
         "StoreUnavailable, or None where no network bounds it (SQLite).")

@@ -133,6 +133,9 @@ class SQLiteStore:
     # it does not, calls never yield and overlap only costs switches
     # (drains of 4,000 queued transfers, docs/benchmarks.rst).
     PARALLEL_WHERE_COMMITS_SYNC = 32
+    # A node's calls never yield, so one node uses one core: the hot pair
+    # on one node ran at 1,243 against 1,850/s (docs/benchmarks.rst).
+    affinity = "none"
     # A call waits for SQLite's busy_timeout_ms, not for a network.
     timeout = None
     unavailable_at = None

@@ -15,8 +15,9 @@ from pathlib import Path
 import requests
 from supervisor.xmlrpc import SupervisorTransport
 
+from timpe.cli import load_settings
 from timpe.paths import default_config
-from timpe.topology import credentials
+from timpe.topology import credentials, routing
 
 
 class TopologyError(RuntimeError):
@@ -63,6 +64,7 @@ def _python_env(var, config=None):
     # (a venv or a buildout's eggs alike); its programs inherit TIMPE_CONFIG.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env["TIMPE_CONFIG"] = str(config or default_config())
+    env[routing.ENV] = routing.affinity(load_settings(env["TIMPE_CONFIG"]))
     env.update(credentials.environment(var))
     return env
 
