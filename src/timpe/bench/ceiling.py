@@ -7,8 +7,10 @@ threads for ``seconds`` each:
 * primary-key gets, one key per statement;
 * primary-key gets of ``keys`` keys per statement;
 * single-row inserts;
-* inserts in bulk requests of ``bulk`` rows (CrateDB only: SQLite has no
-  bulk request, its group commit is measured by the transfers).
+* inserts in bulk requests of ``bulk`` rows, and updates by primary key in
+  bulk requests of ``bulk`` rows, what a transfer's state changes are
+  (CrateDB only: SQLite has no bulk request, its group commit is measured
+  by the transfers).
 
     python -m timpe.bench.ceiling --config etc/app-crate.ini
 """
@@ -58,6 +60,9 @@ class Scratch:
     def insert_sql(self):
         return f"INSERT INTO {self.name} (id, v) VALUES (?, ?)"
 
+    def update_sql(self):
+        return f"UPDATE {self.name} SET v = ? WHERE id = ?"
+
     def get_sql(self, keys):
         return f"SELECT id, v FROM {self.name} WHERE " + " OR ".join(["(id = ?)"] * keys)
 
@@ -101,11 +106,18 @@ def measure(store, seconds=5, threads=THREADS, keys=10, bulk=50, say=print):
             store._execute_bulk(scratch.insert_sql(), rows)
             return bulk
 
+        def update_bulk(t, n):
+            rows = [[n, f"k{(t * 7919 + n * bulk + i) % filled}"] for i in range(bulk)]
+            store._execute_bulk(scratch.update_sql(), rows)
+            return bulk
+
         runs = [("primary-key gets/s, one key a statement", get),
                 (f"primary-key gets/s, {keys} keys a statement (rows/s)", get_many),
                 ("single-row inserts/s", insert)]
         if scratch.crate:
             runs.append((f"inserts in bulk requests of {bulk} rows (rows/s)", insert_bulk))
+            runs.append((f"updates by key in bulk requests of {bulk} rows (rows/s)",
+                         update_bulk))
         for label, work in runs:
             figures[label] = _rate(threads, seconds, work)
             say(f"store ceiling, {threads} threads: {label}: {figures[label]:.0f}")

@@ -296,9 +296,10 @@ class CrateStore:
     name = "crate"
     # /process and recovery passes: transfers worked on at once. Their
     # statements share bulk requests and their legs share rows, so more at
-    # once costs the cluster fewer requests per transfer (32: a drain of
-    # 243-261/s; docs/benchmarks.rst).
-    parallel = 128
+    # once costs the cluster fewer requests per transfer; a drain is bound
+    # by the cluster's CPU (128: 285-322/s at 6.2-7.1 ms a transfer, 512:
+    # 505-586/s at 3.5-4.0 ms, 1024 no better; docs/benchmarks.rst).
+    parallel = 512
     # The hot pair's transfers on one node: 553 against 310/s, 3.5 against
     # 6.7 ms of CPU a transfer (docs/benchmarks.rst).
     affinity = "sender"
