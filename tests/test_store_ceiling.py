@@ -30,7 +30,9 @@ def test_each_figure_is_measured_and_the_scratch_table_dropped(any_store):
               "primary-key gets/s, 10 keys a statement (rows/s)", "single-row inserts/s"]
     if not isinstance(any_store, ceiling.SQLiteStore):
         labels += ["inserts in bulk requests of 50 rows (rows/s)",
-                   "updates by key in bulk requests of 50 rows (rows/s)"]
+                   "updates by key in bulk requests of 50 rows (rows/s)",
+                   "look-ups of 50 keys, then their compare-and-sets in one bulk request "
+                   "(rows/s)"]
     assert list(figures) == labels
     assert all(rate > 0 for rate in figures.values()), figures
     assert len(said) == len(labels)

@@ -7,10 +7,10 @@ threads for ``seconds`` each:
 * primary-key gets, one key per statement;
 * primary-key gets of ``keys`` keys per statement;
 * single-row inserts;
-* inserts in bulk requests of ``bulk`` rows, and updates by primary key in
-  bulk requests of ``bulk`` rows, what a transfer's state changes are
-  (CrateDB only: SQLite has no bulk request, its group commit is measured
-  by the transfers).
+* inserts, updates by primary key, and compare-and-sets (an update by
+  primary key at the version read: what a transfer's claims are), each in
+  bulk requests of ``bulk`` rows (CrateDB only: SQLite has no bulk
+  request, its group commit is measured by the transfers).
 
     python -m timpe.bench.ceiling --config etc/app-crate.ini
 """
@@ -63,6 +63,14 @@ class Scratch:
     def update_sql(self):
         return f"UPDATE {self.name} SET v = ? WHERE id = ?"
 
+    def cas_sql(self):
+        return (f"UPDATE {self.name} SET v = ? WHERE id = ? AND _seq_no = ? "
+                "AND _primary_term = ?")
+
+    def version_sql(self, keys):
+        return (f"SELECT id, _seq_no, _primary_term FROM {self.name} WHERE "
+                + " OR ".join(["(id = ?)"] * keys))
+
     def get_sql(self, keys):
         return f"SELECT id, v FROM {self.name} WHERE " + " OR ".join(["(id = ?)"] * keys)
 
@@ -111,6 +119,16 @@ def measure(store, seconds=5, threads=THREADS, keys=10, bulk=50, say=print):
             store._execute_bulk(scratch.update_sql(), rows)
             return bulk
 
+        def cas_bulk(t, n):
+            # Each thread its own keys (no race lost to another thread), read
+            # for their versions, then compare-and-set in one bulk request:
+            # what the protocol does; the look-up is part of the figure.
+            share = filled // threads
+            mine = [f"k{t * share + (n * bulk + i) % share}" for i in range(bulk)]
+            found = store.sql(scratch.version_sql(bulk), mine)[1]
+            outcomes = store._execute_bulk(scratch.cas_sql(), [[n, *row] for row in found])
+            return sum(1 for o in outcomes if o is True)
+
         runs = [("primary-key gets/s, one key a statement", get),
                 (f"primary-key gets/s, {keys} keys a statement (rows/s)", get_many),
                 ("single-row inserts/s", insert)]
@@ -118,6 +136,8 @@ def measure(store, seconds=5, threads=THREADS, keys=10, bulk=50, say=print):
             runs.append((f"inserts in bulk requests of {bulk} rows (rows/s)", insert_bulk))
             runs.append((f"updates by key in bulk requests of {bulk} rows (rows/s)",
                          update_bulk))
+            runs.append((f"look-ups of {bulk} keys, then their compare-and-sets in one "
+                         "bulk request (rows/s)", cas_bulk))
         for label, work in runs:
             figures[label] = _rate(threads, seconds, work)
             say(f"store ceiling, {threads} threads: {label}: {figures[label]:.0f}")

@@ -300,9 +300,12 @@ class CrateStore:
     # by the cluster's CPU (128: 285-322/s at 6.2-7.1 ms a transfer, 512:
     # 505-586/s at 3.5-4.0 ms, 1024 no better; docs/benchmarks.rst).
     parallel = 512
-    # The hot pair's transfers on one node: 553 against 310/s, 3.5 against
-    # 6.7 ms of CPU a transfer (docs/benchmarks.rst).
-    affinity = "sender"
+    # Every write of legs on one node: no two nodes race for a row, confirm
+    # the other's rows or split a batch. Against round robin, in transfers/s
+    # and CPU ms a transfer: uniform 283 and 7.4 against 137 and 14.8, the
+    # hot pair 619 and 3.0 against 310 and 6.7 (by sender: 113-151 and
+    # 13-17.5, 408-553 and 3.5-4.7; docs/benchmarks.rst).
+    affinity = "one"
 
     def __init__(self, hosts, schema=None, timeout=TIMEOUT, fresh_scans=False,
                  pool_size=64, mappings_dir=None):

@@ -27,11 +27,12 @@ class IStore(Interface):
         "1 where a call never waits on the network (SQLite), more where "
         "round trips overlap and share batches (CrateDB).")
     affinity = Attribute(
-        "How HAProxy spreads transfers over the app nodes (timpe.topology."
-        "routing): 'sender' keeps each sender's on one node, where a request "
-        "costs the store more than a row (a user's legs then share one node's "
-        "rows, and no two nodes race for them); 'none' spreads them round "
-        "robin, where each node's own CPU is the limit.")
+        "How HAProxy routes the writes of ledger legs (timpe.topology."
+        "routing): 'one' sends every one to one node at a time, where a "
+        "request costs the store more than a row (no two nodes race for a "
+        "row, and a node's batches are whole); 'sender' each sender's "
+        "transfers to one node; 'none' round robin, where each node's own CPU "
+        "is the limit.")
     timeout = Attribute(
         "Seconds a call on the path of a request may take before it raises "
         "StoreUnavailable, or None where no network bounds it (SQLite).")

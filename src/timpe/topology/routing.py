@@ -8,9 +8,11 @@ which bin/topology hands supervisord with the app's ini.
 """
 from timpe.store import store_class
 
-#: 'sender': a sender's transfers to one node (a hash of the body's sender,
-#: consistent: a node down moves only its own senders); 'none': round robin.
-CHOICES = ("sender", "none")
+#: 'one': every write of legs (transfers, posts, voids, /process) to the
+#: first node up, the other taking over when it is down; 'sender': a
+#: sender's transfers to one node (a hash of the body's sender, consistent:
+#: a node down moves only its own senders); 'none': round robin.
+CHOICES = ("one", "sender", "none")
 ENV = "TIMPE_AFFINITY"
 
 
