@@ -138,3 +138,26 @@ def test_the_workloads_print_each_shape_side_by_side():
     assert re.search(r"drained 100 queued transfers", out)
     assert re.search(r"hot/uniform = \d+\.\d+", out)
     assert "audit: 0 problems" in out and "http 5" not in out
+
+
+def test_the_workloads_on_crate_wait_for_the_store_s_compilers():
+    """On a JVM the shapes are measured once its JIT compilers have had their
+    rounds of warm-up, and each shape says the share they took."""
+    from tests.topologies import skip_without_crate
+    skip_without_crate()
+    done = subprocess.run([str(BIN / "benchmark"), "--workloads", "--store", "crate", "--quick",
+                           "--probe", "200", "--immediate", "200", "--phase1", "100", "-c", "8",
+                           "--ceiling-seconds", "0.5", "--warm-up", "0"],
+                          capture_output=True, text=True, timeout=900)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    # --warm-up 0: one round, however much the compilers took
+    rounds = re.findall(r"^warm-up round (\d+): the store's JIT compilers took (\d+)% of its "
+                        r"CPU", out, re.M)
+    assert [r[0] for r in rounds] == ["1"], out
+    for shape in ("uniform", "hot", "zipf"):
+        line = re.search(rf"^{shape}: .*CPU per transfer .*crate [\d.]+ ms, crate2 [\d.]+ ms, "
+                         r".*the store's JIT compilers (\d+)% of its CPU", out, re.M)
+        assert line, f"{shape} not in:\n{out}"
+        assert 0 <= int(line.group(1)) <= 100
+    assert "audit: 0 problems" in out and "http 5" not in out

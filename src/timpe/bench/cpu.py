@@ -26,3 +26,26 @@ def tree_cpu_seconds(pid):
         total += cpu_seconds(current)
         todo.extend(children(current))
     return total
+
+
+#: HotSpot's JIT compiler threads, as /proc names them (15 characters).
+COMPILERS = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def compiler_seconds(pid):
+    """User and system CPU of ``pid``'s JIT compiler threads (a JVM's
+    HotSpot C1 and C2), in seconds; 0 for a process that has none."""
+    total = 0.0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            if (task / "comm").read_text().strip() not in COMPILERS:
+                continue
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total

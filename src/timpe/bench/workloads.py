@@ -6,12 +6,17 @@
   probability that falls with their rank as 1 / rank ** 1.1 (a few
   merchants paid by many, a long tail).
 
+Before any is measured, a store that runs on a JVM is loaded with all of
+them until its JIT compilers settle (warm_up): on two cores CrateDB's
+compile for minutes, and a cold cluster's figures are theirs.
+
 Each runs immediate transfers through HAProxy at the same concurrency, in
 alternating rounds with GET /probe_status, and reports transfers/s, p50
 and p99, and per transfer: the store requests the app nodes sent and the
 races they lost (read from each node's /metrics before and after), the
 rows or keys per store request, and the CPU each process spent (app nodes,
-each CrateDB node, HAProxy from /proc; the load client from getrusage).
+each CrateDB node, HAProxy from /proc; the load client from getrusage),
+with the share of the store's that its JIT compilers took.
 Then one queued batch is drained by /process, and the store's own ceiling
 is measured in the same run (timpe.bench.ceiling).
 """
@@ -25,7 +30,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from timpe.bench import load
-from timpe.bench.cpu import tree_cpu_seconds
+from timpe.bench.cpu import compiler_seconds, tree_cpu_seconds
 from timpe.users.services import UserService, user_id
 
 SHAPES = ("uniform", "hot", "zipf")
@@ -96,10 +101,12 @@ class Meter:
         for url in self.node_urls:
             for name, value in scrape(url).items():
                 counts[name] = counts.get(name, 0.0) + value
-        cpu = {name: tree_cpu_seconds(pid) for name, pid in self.pids().items() if pid}
+        pids = {name: pid for name, pid in self.pids().items() if pid}
+        cpu = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+        jit = {name: compiler_seconds(pid) for name, pid in pids.items()}
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu["client"] = usage.ru_utime + usage.ru_stime
-        return counts, cpu
+        return counts, cpu, {name: spent for name, spent in jit.items() if spent}
 
     @staticmethod
     def per_transfer(before, after, transfers):
@@ -116,7 +123,50 @@ class Meter:
                 what = "rows" if "rows" in key else "requests"
                 kinds.setdefault(kind, {"requests": 0, "rows": 0})[what] = value / transfers
         return {"requests": requests / transfers, "rows/request": rows / max(requests, 1),
-                "lost": lost / transfers, "cpu ms": cpu, "by kind": kinds}
+                "lost": lost / transfers, "cpu ms": cpu, "by kind": kinds,
+                "jit": jit_share(before, after)}
+
+
+def jit_share(before, after):
+    """Of the CPU the JVMs (the store's nodes) spent between two takes, the
+    share their JIT compilers took; None where no process is a JVM."""
+    names = after[2]
+    if not names:
+        return None
+    spent = sum(after[1][n] - before[1].get(n, 0) for n in names)
+    compiling = sum(after[2][n] - before[2].get(n, 0) for n in names)
+    return compiling / spent if spent > 0 else 0.0
+
+
+#: A JVM's compilers are still warming up while they take more than this
+#: share of its CPU: the store is then measured compiling, not serving.
+SETTLED = 0.10
+
+
+def warm_up(bench, users, meter, say, seconds):
+    """Load every shape, queued transfers and their drain, in rounds, until
+    the store's JIT compilers take at most SETTLED of its CPU in a round,
+    or ``seconds`` have passed (not counted). CrateDB's JVMs compile for
+    minutes under load on two cores (docs/benchmarks.rst): measured
+    before, a shape's figures are the compilers', not the store's.
+    Return the last round's share (None: no JVM, nothing to wait for)."""
+    rnd, count = random.Random(11), max(1, bench.counts["immediate"] // 2)
+    started, share = time.monotonic(), None
+    for round_ in itertools.count(1):
+        before = meter.take()
+        if not before[2]:
+            return None
+        for shape in SHAPES:
+            bench.load(f"warm {shape}", [request(bench, *p)
+                                         for p in pairs(shape, users[shape], count, rnd)])
+        queued = bench.load("warm queue", [bench.transfer("/transactions", *p) for p in
+                                           pairs("uniform", users["uniform"], count, rnd)])
+        bench.drain(queued.ok())
+        share = jit_share(before, meter.take())
+        say(f"warm-up round {round_}: the store's JIT compilers took {share:.0%} of its CPU "
+            f"({time.monotonic() - started:.0f} s)")
+        if share <= SETTLED or time.monotonic() - started >= seconds:
+            return share
 
 
 def run(bench, users, meter, say, rounds=4):
@@ -147,7 +197,9 @@ def run(bench, users, meter, say, rounds=4):
             f"{f['requests']:.2f} store requests and {f['lost']:.3f} lost races per transfer, "
             f"{f['rows/request']:.1f} rows per request, CPU per transfer "
             + ", ".join(f"{n} {ms:.2f} ms" for n, ms in sorted(f["cpu ms"].items()))
-            + f" (sum {sum(f['cpu ms'].values()):.2f} ms); probe {f['probe']:.0f}/s; "
+            + f" (sum {sum(f['cpu ms'].values()):.2f} ms)"
+            + ("" if f["jit"] is None else f", the store's JIT compilers {f['jit']:.0%} of its CPU")
+            + f"; probe {f['probe']:.0f}/s; "
             f"answers {dict(merged.kinds)}; per transfer by kind: "
             + ", ".join(f"{k} {v['requests']:.2f} requests {v['rows']:.2f} rows"
                         for k, v in sorted(f["by kind"].items())))

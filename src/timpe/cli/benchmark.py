@@ -310,7 +310,7 @@ def measure(bench, ids, short, long_id, say):
     return not bad and processed >= phase1.ok()
 
 
-def contention(bench, config, node_urls, pids, say):
+def contention(bench, config, node_urls, pids, say, warm_up=0):
     """--workloads: uniform, hot and zipf side by side (timpe.bench.workloads),
     a drain of queued transfers, in one run; return whether every answer was 2xx."""
     from timpe.bench import workloads
@@ -329,6 +329,7 @@ def contention(bench, config, node_urls, pids, say):
     bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
                * (bench.counts["probe"] // 4))
     meter = workloads.Meter(node_urls, pids)
+    workloads.warm_up(bench, users, meter, say, warm_up)
     figures = workloads.run(bench, users, meter, say)
     phase1 = bench.transfers("phase 1", "/transactions", bench.counts["phase1"], uniform)
     processed, seconds, batches, kinds = bench.drain(phase1.ok())
@@ -401,6 +402,10 @@ def parse_args(argv):
                              "seed's pair) and zipf (10,000 users), with store requests, "
                              "lost races and CPU per transfer by process "
                              "(timpe.bench.workloads)")
+    parser.add_argument("--warm-up", type=float, default=900, metavar="SECONDS",
+                        help="--workloads: at most this long, load the store until its JIT "
+                             "compilers (a JVM's: CrateDB) settle, before measuring "
+                             "(default 900; SQLite has none to wait for)")
     parser.add_argument("--ceiling-seconds", type=float, default=5,
                         help="seconds of each store ceiling figure (default 5)")
     parser.add_argument("--overhead", nargs="?", const="metrics", choices=("metrics", "auth"),
@@ -472,7 +477,7 @@ def against_url(args, counts, say):
         from timpe.cli.topology import PORTS
         clean = contention(bench, args.config, [f"http://127.0.0.1:{p}" for p in
                                                 (PORTS.app, PORTS.app2)],
-                           local_processes(args.store), say)
+                           local_processes(args.store), say, args.warm_up)
     else:
         ids, short, long_id = build_data(args.config, counts, say)
         clean = measure(bench, ids, short, long_id, say)
@@ -499,7 +504,8 @@ def on_own_topology(args, counts, say):
             names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
             clean = contention(bench, prepared.ini, [f"http://127.0.0.1:{p}" for p in
                                                      (running.ports.app, running.ports.app2)],
-                               lambda: {n: running.topology.pid(n) for n in names}, say)
+                               lambda: {n: running.topology.pid(n) for n in names}, say,
+                               args.warm_up)
         else:
             ids, short, long_id = build_data(prepared.ini, counts, say)
             clean = measure(bench, ids, short, long_id, say)

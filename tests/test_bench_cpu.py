@@ -1,0 +1,32 @@
+"""CPU of processes and of a JVM's JIT compilers, read from /proc
+(timpe.bench.cpu), and the share the benchmark's warm-up waits on."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from timpe.bench import cpu
+from timpe.bench.workloads import jit_share
+
+
+def test_a_process_without_compilers_has_none():
+    assert cpu.compiler_seconds(os.getpid()) == 0.0
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    assert cpu.compiler_seconds(int(gone)) == 0.0
+    assert cpu.cpu_seconds(os.getpid()) > 0
+
+
+def test_the_store_s_jvm_has_compilers_that_spent_cpu(request):
+    running = request.getfixturevalue("crate_topology")
+    pid = running.topology.pid("crate")
+    assert 0 < cpu.compiler_seconds(pid) < cpu.cpu_seconds(pid)
+
+
+def test_the_share_counts_only_the_jvms():
+    before = ({}, {"crate": 10.0, "app": 5.0, "client": 1.0}, {"crate": 4.0})
+    after = ({}, {"crate": 20.0, "app": 9.0, "client": 2.0}, {"crate": 6.5})
+    assert jit_share(before, after) == pytest.approx(0.25)
+    assert jit_share(({}, {"app": 1.0}, {}), ({}, {"app": 2.0}, {})) is None
+    assert jit_share(before, ({}, before[1], before[2])) == 0.0
