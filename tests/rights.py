@@ -32,6 +32,7 @@ def cases():
     transfer = lambda who, w: {"sender": w["owner"], "recipient": w["third"], "amount": 1}  # noqa: E731
     return [
         ("GET", "/probe_status", None, _each(200)),
+        ("GET", "/probe_store", None, _each(200)),
         ("GET", "/openapi.json", None, _each(200)),
         ("GET", "/metrics", None, _each(200)),
         ("GET", "/users", None, {NONE: 401, OTHER: 200, OWNER: 200, OPERATOR: 200}),

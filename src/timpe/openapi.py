@@ -436,6 +436,13 @@ PATHS = {
                 "responses": {"200": {"description": "the node is up", "content": {
                     "text/plain": {"schema": {"const": "OK"}}}}, **_errors()}},
     },
+    "/probe_store": {
+        "get": {"operationId": "probe_store", "summary": "Health check for HAProxy of a node "
+                "that takes the writes of ledger legs: the node reaches its store",
+                "security": NO_KEY,
+                "responses": {"200": {"description": "the node read from its store", "content": {
+                    "text/plain": {"schema": {"const": "OK"}}}}, **_errors("503")}},
+    },
     "/metrics": {
         "get": {"operationId": "metrics", "summary": "The node's metrics for Prometheus "
                 "(docs/metrics.rst): scrape each node, not HAProxy",

@@ -176,3 +176,94 @@ def test_partition_under_load(partitioned, fault):
 def _master(state):
     return next((name for name, is_master in state.items() if is_master), None)
 
+
+
+@pytest.fixture
+def haproxy_in_front(partitioned, tmp_path):
+    """HAProxy from the project's template, in this namespace, in front of
+    the two app nodes, routing writes as CrateDB asks (one node)."""
+    import os
+    import subprocess
+
+    from timpe.topology.instance import Topology
+    from timpe.topology.private import free_ports
+    from timpe.topology.render import Ports, find_haproxy, parameters, render
+
+    port = free_ports(1)[0]
+    net, running = partitioned.net, partitioned
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(render("haproxy.cfg", parameters(
+        Ports(port, 9210, 9210), app_host=net.address["a1"], app2_host=net.address["a2"],
+        bind="127.0.0.1", check_inter="300ms", check_fastinter="200ms",
+        connect_timeout="500ms")))
+    process = subprocess.Popen([find_haproxy(), "-db", "-f", str(config)],
+                               env={**os.environ, "TIMPE_AFFINITY": "one"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        Topology.wait_http(f"{url}/probe_status")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        assert running.processes  # the app nodes outlived their proxy
+
+
+def one_node_state(url, server):
+    import requests
+    text = requests.get(f"{url}/__haproxy_stats;csv", timeout=5).text
+    header, *rows = [line.split(",") for line in text.splitlines() if line]
+    row = next(r for r in rows if r[0] == "one_node" and r[1] == server)
+    return row[header.index("status")], int(row[header.index("req_tot")] or 0)
+
+
+def wait_state(url, server, state, timeout=60):
+    deadline = time.monotonic() + timeout
+    while one_node_state(url, server)[0] != state:
+        assert time.monotonic() < deadline, f"{server} is not {state} in one_node"
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout(600)
+def test_an_app_node_cut_from_the_store_takes_no_writes(partitioned, haproxy_in_front):
+    """The node HAProxy sends every write to is cut from the cluster, and
+    answers its health check still: its store check (/probe_store) moves the
+    writes to the other node, and back once the link is healed."""
+    from tests.e2e.api import Api
+    running, net, url = partitioned, partitioned.net, haproxy_in_front
+    api = Api(url, key=running.operator_key)
+    tag = f"r{random.Random().randrange(10**6)}"
+    sender = api.register(f"{tag}-s", 1000)
+    recipient = api.register(f"{tag}-r", 0)
+    wait_state(url, "app", "UP")
+
+    def sent(count):
+        before = {s: one_node_state(url, s)[1] for s in ("app", "app2")}
+        for _ in range(count):
+            status, body = api.transfer(sender, recipient, 1, immediately=True)
+            assert status == 201, body
+        return {s: one_node_state(url, s)[1] - before[s] for s in ("app", "app2")}
+
+    assert sent(10) == {"app": 10, "app2": 0}
+    master, others = master_and_others(running)
+    try:
+        net.drop("a1", [master, *others])
+        wait_state(url, "app", "DOWN")
+        assert requests_ok(f"{running.url('a1')}/probe_status")  # up, but cut off
+        assert sent(10) == {"app": 0, "app2": 10}
+    finally:
+        net.heal()
+    wait_state(url, "app", "UP")
+    assert sent(10) == {"app": 10, "app2": 0}
+    assert api.balance(sender) == 1000 - 30 and api.balance(recipient) == 30
+    settle(running)
+    store = running.store()
+    try:
+        assert audit(store)["problems"] == []
+    finally:
+        store.close()
+
+
+def requests_ok(url):
+    import requests
+    return requests.get(url, timeout=5).status_code == 200

@@ -87,6 +87,7 @@ def _caller(request):
 #: (route name, method) -> rule.
 RIGHTS = {
     ("probe_status", "GET"): public,
+    ("probe_store", "GET"): public,
     ("openapi", "GET"): public,
     ("metrics", "GET"): public,
     ("users", "GET"): user,  # the operator gets every user, a user herself

@@ -66,6 +66,7 @@ def up(args):
         _prepare_store(config, 180)
     url = f"http://localhost:{PORTS.haproxy}"
     topology.wait_http(f"{url}/probe_status")
+    topology.wait_routed(url)
     print(f"""
 TiMPE is up (supervisord pid {topology.supervisord_pid()}; programs {pids})
   API            {url}            e.g. curl -H "Authorization: Bearer $(bin/api_key show)" {url}/users

@@ -33,6 +33,7 @@ def includeme(config):
     if metrics is not None:
         store = metrics.measured(store)
     config.registry.registerUtility(store, IStore)
+    config.include("timpe.store.probe")
     config.add_request_attribute(lambda request: store, "store")
     # Under the metrics' tween, where there is one: its times include the sync.
     config.add_tween("timpe.store.durability.factory",

@@ -200,3 +200,20 @@ class Topology:
                 return False
         if not _wait(answers, timeout, 0.2):
             raise TopologyError(f"{url} did not answer 200 within {timeout}s")
+
+    @staticmethod
+    def wait_routed(url, timeout=30):
+        """Until HAProxy at ``url`` has a node up in every backend of its
+        stats (the routed writes' check their store: timpe.store.probe),
+        so that a client that comes right after finds one."""
+        def up():
+            try:
+                text = requests.get(f"{url}/__haproxy_stats;csv", timeout=2).text
+            except requests.RequestException:
+                return False
+            header, *rows = [line.split(",") for line in text.splitlines() if line]
+            status = header.index("status")
+            return all(r[status] == "UP" for r in rows if r[1] == "BACKEND")
+        if not _wait(up, timeout, 0.2):
+            raise TopologyError(f"HAProxy at {url} has a backend with no node up "
+                                f"after {timeout}s: see {url}/__haproxy_stats")

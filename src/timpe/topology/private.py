@@ -131,6 +131,7 @@ def running(private, timeout=60):
         private.topology.start(timeout=timeout)
         prepare_store(private.ini, timeout=180 if private.cluster else 0)
         private.topology.wait_http(f"{private.url}/probe_status", timeout=30)
+        private.topology.wait_routed(private.url)
         yield private
     finally:
         private.topology.stop()

@@ -51,6 +51,8 @@ def parameters(ports=Ports(), **overrides):
         "haproxy_port": ports.haproxy,
         "app_port": ports.app,
         "app2_port": ports.app2,
+        "app_host": "127.0.0.1",            # where HAProxy finds each app node
+        "app2_host": "127.0.0.1",
         "supervisor_port": 9001,            # 127.0.0.1 only, with a password
         # Requests a second a client address, and a key, may send through
         # HAProxy (local clients are not limited); then 429.
