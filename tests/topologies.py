@@ -7,6 +7,7 @@ import pytest
 from timpe.auth import client
 from timpe.cli import open_store
 from timpe.topology import crate, private
+from timpe.topology.instance import haproxy_stats
 from timpe.topology.render import find_haproxy
 
 from tests.e2e.api import Api
@@ -37,17 +38,13 @@ class Running:
         return store
 
     def served(self, backend=None):
-        """Requests each node has answered, from HAProxy's stats (CSV): sent
-        through ``backend`` (apps, or by_sender: timpe.topology.routing), or
-        through either."""
-        import requests
-        text = requests.get(f"{self.url}/__haproxy_stats;csv", timeout=5).text
-        header, *rows = [line.split(",") for line in text.splitlines() if line]
-        column = header.index("req_tot")
+        """Requests each node has answered, from HAProxy's stats: sent
+        through ``backend`` (apps, one_node or by_sender:
+        timpe.topology.routing), or through any."""
         served = {"app": 0, "app2": 0}
-        for row in rows:
-            if row[1] in served and backend in (None, row[0]):
-                served[row[1]] += int(row[column] or 0)
+        for row in haproxy_stats(self.url):
+            if row["svname"] in served and backend in (None, row["pxname"]):
+                served[row["svname"]] += int(row["req_tot"] or 0)
         return served
 
     @property

@@ -6,10 +6,10 @@ answer."""
 import time
 
 import pytest
-import requests
 
 from timpe.audit import audit
 from timpe.topology import private, routing
+from timpe.topology.instance import haproxy_stats
 
 from tests.e2e.api import nick
 from tests.topologies import Running
@@ -59,10 +59,8 @@ def wait_for_state(running, backend, node, state, timeout=10):
     """Until HAProxy's stats show ``node`` in ``state`` in ``backend``."""
     deadline = time.monotonic() + timeout
     while True:
-        text = requests.get(f"{running.url}/__haproxy_stats;csv", timeout=5).text
-        header, *rows = [line.split(",") for line in text.splitlines() if line]
-        column = header.index("status")
-        now = next(r[column] for r in rows if r[0] == backend and r[1] == node)
+        now = next(r["status"] for r in haproxy_stats(running.url)
+                   if r["pxname"] == backend and r["svname"] == node)
         if now == state:
             return
         assert time.monotonic() < deadline, f"{node} is {now}, not {state}"

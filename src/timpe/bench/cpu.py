@@ -9,8 +9,13 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
+    return _stat_seconds(Path(f"/proc/{pid}"))
+
+
+def _stat_seconds(entry):
+    """User and system CPU of a /proc process or task entry; 0 once gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = (entry / "stat").read_text()
     except OSError:
         return 0.0
     fields = stat.rpartition(")")[2].split()  # the name (2nd field) may hold spaces
@@ -42,10 +47,9 @@ def compiler_seconds(pid):
         return 0.0
     for task in tasks:
         try:
-            if (task / "comm").read_text().strip() not in COMPILERS:
-                continue
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
+            name = (task / "comm").read_text().strip()
         except OSError:  # the thread ended meanwhile
             continue
-        total += (int(fields[11]) + int(fields[12])) / _TICK
+        if name in COMPILERS:
+            total += _stat_seconds(task)
     return total

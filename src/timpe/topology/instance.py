@@ -64,8 +64,15 @@ def _python_env(var, config=None):
     # (a venv or a buildout's eggs alike); its programs inherit TIMPE_CONFIG.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env["TIMPE_CONFIG"] = str(config or default_config())
-    env[routing.ENV] = routing.affinity(load_settings(env["TIMPE_CONFIG"]))
     env.update(credentials.environment(var))
+    return env
+
+
+def _supervisord_env(var, config=None):
+    """What supervisord starts with: its programs' environment, and how
+    HAProxy routes the writes of legs for the app's store."""
+    env = _python_env(var, config)
+    env[routing.ENV] = routing.affinity(load_settings(env["TIMPE_CONFIG"]))
     return env
 
 
@@ -127,7 +134,7 @@ class Topology:
             self.rpc().startAllProcesses(True)
         else:
             subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
-                           env=_python_env(self.var, self.app_config), check=True)
+                           env=_supervisord_env(self.var, self.app_config), check=True)
             if not _wait(self.is_up, timeout):
                 raise TopologyError(f"supervisord did not come up; see {self.var}/log/supervisord.log")
         return self.wait_running(timeout)
@@ -208,12 +215,19 @@ class Topology:
         so that a client that comes right after finds one."""
         def up():
             try:
-                text = requests.get(f"{url}/__haproxy_stats;csv", timeout=2).text
+                rows = haproxy_stats(url)
             except requests.RequestException:
                 return False
-            header, *rows = [line.split(",") for line in text.splitlines() if line]
-            status = header.index("status")
-            return all(r[status] == "UP" for r in rows if r[1] == "BACKEND")
+            return all(r["status"] == "UP" for r in rows if r["svname"] == "BACKEND")
         if not _wait(up, timeout, 0.2):
             raise TopologyError(f"HAProxy at {url} has a backend with no node up "
                                 f"after {timeout}s: see {url}/__haproxy_stats")
+
+
+def haproxy_stats(url):
+    """HAProxy's stats page at ``url`` (local clients only): a dict a row,
+    by its CSV header (pxname, svname, status, req_tot ...)."""
+    text = requests.get(f"{url}/__haproxy_stats;csv", timeout=5).text
+    header, *rows = [line.split(",") for line in text.splitlines() if line]
+    header[0] = header[0].lstrip("# ")
+    return [dict(zip(header, row)) for row in rows]
