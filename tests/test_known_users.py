@@ -140,7 +140,7 @@ def test_a_queued_transfer_reads_both_users_rows(store):
 
 def test_a_kept_row_far_behind_is_caught_up_with_windows_that_grow(store):
     from timpe.bench.roundtrips import CountingStore
-    from timpe.ledger import WINDOW
+    from timpe.ledger import KEPT_WINDOW, WINDOW
 
     a, b = Node(store), Node(store)
     alice = a.users().register("alice", 1000)["id"]
@@ -151,5 +151,42 @@ def test_a_kept_row_far_behind_is_caught_up_with_windows_that_grow(store):
     counting = CountingStore(store)
     head = UserService(counting, a.known).ledger.head(alice)
     assert head["seq"] == 41 and head["balance"] == 1000 - 41
-    # 4, 8, 16 then 32 seqs: four look-ups where fixed windows took ten.
-    assert WINDOW == 4 and counting.take()[("get_many", "user_transactions")] == 4
+    # 1 seq after the kept row, then 4, 8, 16 and 32: five look-ups where
+    # fixed windows of 4 took ten.
+    assert (KEPT_WINDOW, WINDOW) == (1, 4)
+    assert counting.take()[("get_many", "user_transactions")] == 5
+
+
+def test_heads_kept_past_fresh_are_proven_once_a_transfer(store, monkeypatch):
+    # Users this node last wrote to longer than FRESH ago (the tail of a
+    # zipf load): phase 1 proves both heads in one look-up of the kept row
+    # and the one after it; phase 2 appends after them with no second
+    # proof and no confirmation of rows the node wrote itself.
+    import time
+
+    from timpe.bench.roundtrips import CountingStore
+    from timpe.transactions import appender as appending
+
+    monkeypatch.setattr(appending, "FRESH", 0.05)
+    counting = CountingStore(store)
+    node = Node(counting)
+    alice = node.users().register("alice", 1000)["id"]
+    bob = node.users().register("bob", 0)["id"]
+    node.pay(alice, bob, 1)
+    keys = []
+    get_many = store.get_many
+    monkeypatch.setattr(store, "get_many",
+                        lambda table, wanted, *a: keys.append(len(wanted)) or get_many(
+                            table, wanted, *a))
+    for _ in range(3):
+        time.sleep(0.1)
+        counting.take()
+        keys.clear()
+        assert node.pay(alice, bob, 1)["state"] == "finished"
+        calls = counting.take()
+        assert calls[("get_many", "user_transactions")] == 1
+        assert ("cas", "user_transactions") not in calls
+        assert calls[("insert", "user_transactions")] == 2
+        assert sorted(keys) == [2, 4]  # users rows; 2 ledger keys a user
+    assert balances(store, alice, bob) == [Decimal("9.96"), Decimal("0.04")]
+    assert_sound(store)

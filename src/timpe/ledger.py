@@ -8,10 +8,9 @@ same seq cannot both win, which is what makes an overdraft impossible.
 Rows never change once written, so a row once seen stays a valid row, at
 worst no longer the newest. A Ledger remembers the newest row it has seen
 of each user, and so does the process (timpe.users.known): a head is then
-found from there by primary key, with one look-up of the next ``WINDOW``
-seqs of every user wanted (both parties of a transfer in one round trip;
-farther while they are all taken),
-and proven by the first seq that is absent. Every store answers gets by
+found from there by primary key, with one look-up of the next seqs of
+every user wanted (both parties of a transfer in one round trip; farther
+while they are all taken), and proven by the first seq that is absent. Every store answers gets by
 primary key with each acknowledged write, so a proven head is the head but
 for writes still in flight, which the insert-if-absent after it catches.
 
@@ -48,6 +47,11 @@ HINT_STRIDE = 16
 #: that lagged far, a user the process saw long ago) looks twice as far.
 WINDOW = 4
 MAX_WINDOW = 64
+#: Seqs looked ahead of a row the process kept, in the first round trip:
+#: the process wrote it or proved it the head, and where writes of a user
+#: go to one node (timpe.topology.routing) it is the head still. Found
+#: taken, the look goes on with WINDOW.
+KEPT_WINDOW = 1
 
 
 #: One movement a ledger row carries: ``amount`` is signed (a debit is
@@ -214,17 +218,19 @@ class Ledger:
 
     def heads(self, users):
         """The proven newest row of each user of ``users`` ({id: users row
-        or None}), all in one look-up while none is more than WINDOW rows
-        ahead of the row known."""
+        or None}), all in one look-up while none is more than its first
+        window ahead of the row known: KEPT_WINDOW from a row the process
+        kept, WINDOW from a hint or a search."""
         start = {uid: self._start_of(uid, user) for uid, user in users.items()}
         # From a hint the head is up to HINT_STRIDE rows ahead: look farther.
-        proven, window = {}, WINDOW
+        proven = {}
+        windows = {uid: KEPT_WINDOW if "_kept" in row else WINDOW for uid, row in start.items()}
         while start:
             # A row the process kept is asked for again: is it still there?
             # So is the row a users row's hint names (see _start_of).
             check = {uid: row for uid, row in start.items() if "_kept" in row or "_hint" in row}
             keys = [(uid, row["seq"] + i) for uid, row in start.items()
-                    for i in range(0 if uid in check else 1, window + 1)]
+                    for i in range(0 if uid in check else 1, windows[uid] + 1)]
             found = {(r["user_id"], r["seq"]): r
                      for r in self.store.get_many(USER_TRANSACTIONS.name, keys)}
             ahead = {}
@@ -238,11 +244,13 @@ class Ledger:
                     seq += 1
                 newest = found.get((uid, seq), row)
                 self._saw(newest)
-                if seq == row["seq"] + window:
+                if seq == row["seq"] + windows[uid]:
                     ahead[uid] = newest  # the whole window is taken: look on
                 else:
                     proven[uid] = newest
-            start, window = ahead, min(2 * window, MAX_WINDOW)
+            start = ahead
+            windows = {uid: WINDOW if windows[uid] < WINDOW else min(2 * windows[uid], MAX_WINDOW)
+                       for uid in ahead}
         return proven
 
     def _start_of(self, uid, user):

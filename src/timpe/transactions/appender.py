@@ -332,9 +332,13 @@ class Appender:
     def _keep(self, user, row):
         """Keep ``row``, read or written just now (or when a kept row of the
         process says, ``_at``); return the head kept."""
+        at = row.get("_at") or time.monotonic()
+        held = user.rows.get(row["seq"])
+        if held is not None and held.get("_version") is None:
+            row = held  # the same row (rows never change), already durable
         user.rows[row["seq"]] = row
         if user.head is None or row["seq"] >= user.head["seq"]:
-            user.head, user.proven_at = row, row.get("_at") or time.monotonic()
+            user.head, user.proven_at = row, at
             self.known.keep_head(row)
             low = row["seq"] - TAIL
             if len(user.rows) > TAIL:

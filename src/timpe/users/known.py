@@ -66,6 +66,10 @@ class KnownUsers:
         heads, uid = self._heads, row["user_id"]
         kept = heads.get(uid)
         if kept is not None and kept["seq"] >= row["seq"]:
+            if kept["seq"] == row["seq"]:
+                # Seen again as the newest: fresh again, and as kept (rows
+                # never change; the kept one may be known to be durable).
+                kept["_at"] = time.monotonic()
             return
         if kept is None and len(heads) >= self.size:
             del heads[next(iter(heads))]
