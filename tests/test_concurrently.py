@@ -63,3 +63,37 @@ def test_under_gevent_items_never_ready_still_all_run():
     out = subprocess.run([sys.executable, "-c", _NONE_READY], capture_output=True, text=True,
                          timeout=30, check=True)
     assert json.loads(out.stdout) == [0, 1, 2, 3, 4]
+
+
+_ASIDE = r"""
+from gevent import monkey; monkey.patch_all()
+import json, logging, time
+from timpe import concurrently
+logging.basicConfig(level=logging.WARNING)
+seen = []
+def work(i):
+    time.sleep(0.1)
+    seen.append(i)
+    if i == 1:
+        raise ValueError("item 1")
+for i in range(3):
+    concurrently.aside(lambda i=i: work(i))
+at_once = list(seen)  # none has run yet: the caller did not wait
+time.sleep(0.5)
+print(json.dumps({"at_once": at_once, "seen": sorted(seen)}))
+"""
+
+
+def test_aside_under_gevent_the_caller_goes_on_and_errors_are_logged():
+    out = subprocess.run([sys.executable, "-c", _ASIDE], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert json.loads(out.stdout) == {"at_once": [], "seen": [0, 1, 2]}
+    assert "ValueError: item 1" in out.stderr
+
+
+def test_aside_elsewhere_works_now_and_logs_an_error(caplog):
+    seen = []
+    concurrently.aside(lambda: seen.append(1))
+    assert seen == [1]
+    concurrently.aside(lambda: 1 / 0)  # not raised
+    assert "ZeroDivisionError" in caplog.text

@@ -1,5 +1,27 @@
 """Run work over many items at once where gevent runs the process."""
+import logging
 import time
+
+log = logging.getLogger(__name__)
+
+
+def aside(work):
+    """``work()`` in a greenlet of its own where gevent has patched this
+    process, so that its caller does not wait for it; else now. For best
+    effort work: an error is logged, never raised."""
+    def run():
+        try:
+            work()
+        except Exception:  # best effort: the next attempt makes up for it
+            log.warning("work aside failed", exc_info=True)
+    try:
+        from gevent import monkey, spawn
+    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+        monkey = None
+    if monkey is not None and monkey.is_module_patched("socket"):
+        spawn(run)
+    else:
+        run()
 
 
 def each(work, items, width, until=None, ready=None):

@@ -312,7 +312,9 @@ class Ledger:
         """Move users.head_seq up to ``seq``; best effort, never backwards."""
         if seq % HINT_STRIDE:
             return
-        user = self._users.get(user_id)  # first try the row this request read
+        # First try the row this request read, or the process keeps (the
+        # phase 1 of its transfers reads it, so its version is often current).
+        user = self._users.get(user_id) or (self.known.get(user_id) if self.known else None)
         for _ in range(3):
             if user is None or user.get("_version") is None:
                 user = self.store.get(USERS.name, (user_id,))

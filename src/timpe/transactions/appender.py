@@ -30,9 +30,11 @@ filled again under the node is noticed.
 """
 import collections
 import contextlib
+import functools
 import threading
 import time
 
+from timpe.concurrently import aside
 from timpe.errors import RowsLost, StoreUnavailable
 from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row
 from timpe.store.batching import cooperative_yield
@@ -243,7 +245,10 @@ class Appender:
             if self.store.insert(USER_TRANSACTIONS.name, row):
                 head = self._keep(user, row)
                 if not row["seq"] % HINT_STRIDE:
-                    Ledger(self.store, self.known).advance_hint(user_id, row["seq"])
+                    # Off the legs' path: the callers waiting for this user
+                    # and for this row need no hint pushed first.
+                    aside(functools.partial(Ledger(self.store, self.known).advance_hint,
+                                            user_id, row["seq"]))
             else:
                 user.lost_at = time.monotonic()
                 head = self._after_loss(user_id, user, row)
@@ -340,8 +345,12 @@ class Appender:
         if user.head is None or row["seq"] >= user.head["seq"]:
             user.head, user.proven_at = row, at
             self.known.keep_head(row)
-            low = row["seq"] - TAIL
-            if len(user.rows) > TAIL:
-                for seq in [s for s in user.rows if s <= low]:
-                    del user.rows[seq]
+            # The rows kept first go first: mostly the lowest seqs, and a
+            # row dropped too soon is read again if ever needed.
+            rows = user.rows
+            while len(rows) > TAIL:
+                seq = next(iter(rows))
+                oldest = rows.pop(seq)
+                if seq == user.head["seq"]:
+                    rows[seq] = oldest  # the head stays, now the last kept
         return user.head
