@@ -7,8 +7,9 @@ see timpe.cli.node).
   Without it and with more than one worker, it makes a temporary one, so
   that a scrape of any worker shows the whole node.
 * The master marks each worker that exits dead there (its live gauges go).
-* Each worker, once its app is loaded and gevent has patched it, starts
-  the background loop (timpe.background) and, on exiting, stops it.
+* Each worker, once its app is loaded and gevent has patched it, settles
+  its garbage collector (timpe.heap), starts the background loop
+  (timpe.background) and, on exiting, stops it.
 
 Imports stay inside the hooks: the master must not import what a worker
 needs patched by gevent first.
@@ -51,7 +52,14 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    background = getattr(getattr(worker.wsgi, "registry", None), "background", None)
+    from timpe import heap
+
+    registry = getattr(worker.wsgi, "registry", None)
+    metrics = getattr(registry, "metrics", None)
+    if metrics is not None:
+        heap.watch(metrics.gc_seconds.observe)
+    heap.settle()
+    background = getattr(registry, "background", None)
     if background is not None:
         background.start(alive=lambda: worker.alive, workers=worker.cfg.workers)
 

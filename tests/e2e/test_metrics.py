@@ -32,6 +32,9 @@ def test_each_node_and_haproxy_serve_their_metrics(topology):
         # HAProxy's health checks reach every node.
         assert probes[(("method", "GET"), ("route", "probe_status"), ("status", "200"))] > 0
         assert samples(text, "timpe_recovery_passes_total")[(("outcome", "ok"),)] > 0
+        # The worker settled its collector once its app was loaded (timpe.heap):
+        # that full collection, timed.
+        assert samples(text, "timpe_gc_pause_seconds_count")[(("generation", "2"),)] >= 1
         assert set(dict(k)["state"] for k in samples(text, "timpe_transfers_pending")) \
             == {"initial", "in progress", "committed", "posting", "voiding", "held"}
     haproxy = requests.get(f"{topology.url}/__haproxy_stats/metrics", timeout=10)

@@ -17,8 +17,9 @@ class Metrics:
         self.store_seconds = LocalHistogram(m.STORE_SECONDS, m.STORE_BUCKETS)
         self.lost = LocalCounter(m.STORE_LOST)
         self.store_errors = LocalCounter(m.STORE_ERRORS)
+        self.gc_seconds = LocalHistogram(m.GC_SECONDS, m.STORE_BUCKETS)
         self._local = (self.requests, self.request_seconds, self.phase2_seconds, self.ended,
-                       self.store_seconds, self.lost, self.store_errors)
+                       self.store_seconds, self.lost, self.store_errors, self.gc_seconds)
         self._store, self._sent = None, ({}, {})
 
     def flush(self):

@@ -53,6 +53,10 @@ STORE_REQUEST_ROWS = Counter(
 STORE_ERRORS = Counter(
     "timpe_store_unavailable", "Calls the store could not serve (answered 503)",
     ["primitive"])
+GC_SECONDS = Histogram(
+    "timpe_gc_pause_seconds", "Collections of the worker's garbage collector, by "
+    "generation (2: a full one); every request of the process waits meanwhile "
+    "(timpe.heap)", ["generation"], buckets=STORE_BUCKETS)
 RECOVERY_PASSES = Counter(
     "timpe_recovery_passes", "Background passes of this node, by outcome", ["outcome"])
 RECOVERY_RESUMED = Counter(
