@@ -190,3 +190,72 @@ def test_heads_kept_past_fresh_are_proven_once_a_transfer(store, monkeypatch):
         assert sorted(keys) == [2, 4]  # users rows; 2 ledger keys a user
     assert balances(store, alice, bob) == [Decimal("9.96"), Decimal("0.04")]
     assert_sound(store)
+
+
+@pytest.mark.parametrize("refilled", [0, 2 * HINT_STRIDE])
+def test_heads_kept_past_fresh_of_a_store_destroyed_and_filled_again(store, monkeypatch,
+                                                                     refilled):
+    # Past FRESH, phase 1 proves kept heads while it reads the users rows
+    # (not after them): a kept row gone, or the users registered again,
+    # still make the node start over from the store as it is. ``refilled``:
+    # the new ledgers have grown past the rows the node kept.
+    import time
+
+    from timpe.transactions import appender as appending
+
+    monkeypatch.setattr(appending, "FRESH", 0.05)
+    node = Node(store)
+    alice, bob = destroyed_under(node, HINT_STRIDE + 1)
+    UserService(store).register("alice", 5000)
+    UserService(store).register("bob", 0)
+    other = Node(store)
+    for _ in range(refilled):
+        other.pay(alice, bob, 1)
+    time.sleep(0.1)
+    assert node.pay(alice, bob, 200)["state"] == "finished"
+    assert balances(store, alice, bob) == [Decimal(4800 - refilled) / 100,
+                                           Decimal(200 + refilled) / 100]
+    assert_sound(store)
+
+
+_OVERLAP = r"""
+from gevent import monkey; monkey.patch_all()
+import json, sys, time
+from timpe.store.sqlite import SQLiteStore
+from timpe.transactions import appender as appending
+from tests.test_known_users import Node
+
+appending.FRESH = 0.05
+store = SQLiteStore(sys.argv[1]); store.setup()
+node = Node(store)
+alice = node.users().register("alice", 1000)["id"]
+bob = node.users().register("bob", 0)["id"]
+node.pay(alice, bob, 1)
+spans = []
+get_many = store.get_many
+def slow_get_many(table, keys, *rest):
+    start = time.monotonic()
+    time.sleep(0.1)  # a round trip to a store over the network
+    found = get_many(table, keys, *rest)
+    spans.append((table, start, time.monotonic()))
+    return found
+store.get_many = slow_get_many
+time.sleep(0.1)
+started = time.monotonic()
+state = node.pay(alice, bob, 1)["state"]
+print(json.dumps({"state": state, "spans": spans, "took": time.monotonic() - started}))
+"""
+
+
+def test_past_fresh_the_users_rows_and_the_heads_are_read_at_once(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _OVERLAP, str(tmp_path / "s.sqlite")],
+                         capture_output=True, text=True, timeout=60, check=True)
+    seen = json.loads(out.stdout)
+    assert seen["state"] == "finished"
+    (users, u0, u1), (ledger, l0, l1) = sorted(seen["spans"])[::-1]
+    assert (users, ledger) == ("users", "user_transactions") and len(seen["spans"]) == 2
+    assert l0 < u1 and u0 < l1  # in flight together

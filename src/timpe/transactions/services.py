@@ -146,20 +146,36 @@ class TransactionService:
         # destroyed under the node is unknown, and one registered again in
         # its place makes the process drop the rows it kept of the old one
         # (timpe.users.known), whose heads phase 1 would otherwise claim from.
-        payer, payee = self.users.get_many(sender, recipient, kept=False)
-        ledger = self.users.ledger
-        if claimed:
+        def read_users():
+            return self.users.get_many(sender, recipient, kept=False)
+
+        ledger, known = self.users.ledger, self.users.known
+        if claimed and self.appender.fresh_heads(sender, recipient) is None and (
+                known is not None and known.head(sender) and known.head(recipient)):
+            # Heads kept, but seen over a moment ago: proven while the users
+            # rows are read, not after. A proof from kept rows needs no users
+            # row, and finds a kept row gone from a store destroyed under
+            # the node (timpe.ledger). Refusing on them is refusing on
+            # proven heads.
+            (payer, payee), heads = concurrently.each(
+                lambda work: work(), [read_users, lambda: ledger.heads(
+                    {sender: None, recipient: None})], width=2)
+            head = heads[sender]
+        elif claimed:
+            payer, payee = read_users()
             # The heads this process's appender wrote or read within the last
             # moment, where it has both and the sender's covers the amount: a
             # claim only says where a leg is looked for from, and a head
             # that has moved on since costs the look a row or two. Else both
             # heads, proven, in one look-up (and refusing for want of funds
-            # is decided on the proven head only).
+            # is decided on the proven head only). Asked after the users
+            # rows are read: a user registered again drops what was kept.
             heads = self.appender.fresh_heads(sender, recipient)
             if heads is None or heads[sender]["balance"] < amount:
                 heads = ledger.heads({sender: payer, recipient: payee})
             head = heads[sender]
         else:
+            payer, payee = read_users()
             head = ledger.covering(sender, amount, payer)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail.
