@@ -31,6 +31,15 @@ class Node:
         return service.complete(txn)
 
 
+def paid_once(store):
+    """A node on ``store``, and alice and bob, who made one transfer through it."""
+    node = Node(store)
+    alice = node.users().register("alice", 1000)["id"]
+    bob = node.users().register("bob", 0)["id"]
+    node.pay(alice, bob, 1)
+    return node, alice, bob
+
+
 def balances(store, *ids):
     return [UserService(store).find(i)["balance"] for i in ids]
 
@@ -169,10 +178,7 @@ def test_heads_kept_past_fresh_are_proven_once_a_transfer(store, monkeypatch):
 
     monkeypatch.setattr(appending, "FRESH", 0.05)
     counting = CountingStore(store)
-    node = Node(counting)
-    alice = node.users().register("alice", 1000)["id"]
-    bob = node.users().register("bob", 0)["id"]
-    node.pay(alice, bob, 1)
+    node, alice, bob = paid_once(counting)
     keys = []
     get_many = store.get_many
     monkeypatch.setattr(store, "get_many",
@@ -223,14 +229,11 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from timpe.store.sqlite import SQLiteStore
 from timpe.transactions import appender as appending
-from tests.test_known_users import Node
+from tests.test_known_users import paid_once
 
 appending.FRESH = 0.05
 store = SQLiteStore(sys.argv[1]); store.setup()
-node = Node(store)
-alice = node.users().register("alice", 1000)["id"]
-bob = node.users().register("bob", 0)["id"]
-node.pay(alice, bob, 1)
+node, alice, bob = paid_once(store)
 spans = []
 get_many = store.get_many
 def slow_get_many(table, keys, *rest):
