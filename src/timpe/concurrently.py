@@ -5,6 +5,16 @@ import time
 log = logging.getLogger(__name__)
 
 
+def _gevent():
+    """gevent, where it has patched this process; else None."""
+    try:
+        import gevent
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+        return None
+    return gevent if monkey.is_module_patched("socket") else None
+
+
 def aside(work):
     """``work()`` in a greenlet of its own where gevent has patched this
     process, so that its caller does not wait for it; else now. For best
@@ -14,12 +24,9 @@ def aside(work):
             work()
         except Exception:  # best effort: the next attempt makes up for it
             log.warning("work aside failed", exc_info=True)
-    try:
-        from gevent import monkey, spawn
-    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
-        monkey = None
-    if monkey is not None and monkey.is_module_patched("socket"):
-        spawn(run)
+    gevent = _gevent()
+    if gevent is not None:
+        gevent.spawn(run)
     else:
         run()
 
@@ -44,13 +51,7 @@ def each(work, items, width, until=None, ready=None):
         return until is not None and time.monotonic() >= until
 
     waiting = list(items)
-    try:
-        from gevent import monkey
-        from gevent.event import Event
-        from gevent.pool import Pool
-    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
-        monkey = None
-    patched = monkey is not None and monkey.is_module_patched("socket")
+    patched = _gevent() is not None
     if not patched or width < 2 or len(waiting) < 2:
         results = []
         for item in waiting:
@@ -60,6 +61,9 @@ def each(work, items, width, until=None, ready=None):
             if patched:
                 time.sleep(0)  # gevent's: the other greenlets run between items
         return results
+    from gevent.event import Event
+    from gevent.pool import Pool
+
     pool, started, one_ended = Pool(width), {}, Event()
     # Counted here, not by the pool: a greenlet that has ended stays in the
     # pool until the hub runs its callbacks, and waiting on such a one

@@ -5,7 +5,8 @@ A worker keeps rows across requests (timpe.users.known, the appender's
 rows), and under load most of its objects are those. CPython's full
 collection walks every object it tracks, while every greenlet of the
 process waits. On the node taking every write of a CrateDB ``zipf`` load
-(docs/benchmarks.rst, "Garbage collection") it ran 24 times in a minute,
+(docs/benchmarks.rst, "Kept heads, the hint off the legs' path, and
+garbage collection") it ran 24 times in a minute,
 each 40 ms at first and 250 ms once the kept rows had grown: the p99 of
 every shape was one such pause.
 
@@ -45,4 +46,3 @@ def watch(observe):
             observe((str(info["generation"]),), time.perf_counter() - started[0])
 
     gc.callbacks.append(timed)
-    return timed

@@ -10,9 +10,10 @@ worst no longer the newest. A Ledger remembers the newest row it has seen
 of each user, and so does the process (timpe.users.known): a head is then
 found from there by primary key, with one look-up of the next seqs of
 every user wanted (both parties of a transfer in one round trip; farther
-while they are all taken), and proven by the first seq that is absent. Every store answers gets by
-primary key with each acknowledged write, so a proven head is the head but
-for writes still in flight, which the insert-if-absent after it catches.
+while they are all taken), and proven by the first seq that is absent.
+Every store answers gets by primary key with each acknowledged write, so a
+proven head is the head but for writes still in flight, which the
+insert-if-absent after it catches.
 
 A user the process has not seen yet starts from its users row's hint,
 ``users.head_seq`` (it may lag but never leads, and is pushed forward every

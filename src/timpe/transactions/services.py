@@ -150,7 +150,8 @@ class TransactionService:
             return self.users.get_many(sender, recipient, kept=False)
 
         ledger, known = self.users.ledger, self.users.known
-        if claimed and self.appender.fresh_heads(sender, recipient) is None and (
+        fresh = self.appender.fresh_heads(sender, recipient) if claimed else None
+        if claimed and fresh is None and (
                 known is not None and known.head(sender) and known.head(recipient)):
             # Heads kept, but seen over a moment ago: proven while the users
             # rows are read, not after. A proof from kept rows needs no users
@@ -168,9 +169,10 @@ class TransactionService:
             # claim only says where a leg is looked for from, and a head
             # that has moved on since costs the look a row or two. Else both
             # heads, proven, in one look-up (and refusing for want of funds
-            # is decided on the proven head only). Asked after the users
-            # rows are read: a user registered again drops what was kept.
-            heads = self.appender.fresh_heads(sender, recipient)
+            # is decided on the proven head only). Asked again once the
+            # users rows are read: a user registered again drops what was
+            # kept (a read never makes a head fresh).
+            heads = fresh and self.appender.fresh_heads(sender, recipient)
             if heads is None or heads[sender]["balance"] < amount:
                 heads = ledger.heads({sender: payer, recipient: payee})
             head = heads[sender]
