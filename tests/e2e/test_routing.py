@@ -28,14 +28,23 @@ def routed(tmp_path_factory, affinity):
 def by_sender(tmp_path_factory):
     prepared = routed(tmp_path_factory, "sender")
     with private.running(prepared):
-        yield Running(prepared)
+        yield every_node_up(Running(prepared), "by_sender")
 
 
 @pytest.fixture(scope="module")
 def one_node(tmp_path_factory):
     prepared = routed(tmp_path_factory, "one")
     with private.running(prepared):
-        yield Running(prepared)
+        yield every_node_up(Running(prepared), "one_node")
+
+
+def every_node_up(running, backend):
+    """``running`` once HAProxy has every node up in ``backend``: a topology
+    is ready when one is (Topology.wait_routed), and these tests count
+    which node takes what from the start."""
+    for node in running.node_urls:
+        wait_for_state(running, backend, node, "UP")
+    return running
 
 
 def took(running, backend, send):
