@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from timpe.bench import cpu
-from timpe.bench.workloads import jit_share
+from timpe.bench.workloads import SETTLED, jit_share, settled
 
 
 def test_a_process_without_compilers_has_none():
@@ -30,3 +30,12 @@ def test_the_share_counts_only_the_jvms():
     assert jit_share(before, after) == pytest.approx(0.25)
     assert jit_share(({}, {"app": 1.0}, {}), ({}, {"app": 2.0}, {})) is None
     assert jit_share(before, ({}, before[1], before[2])) == 0.0
+
+
+def test_the_compilers_settle_only_after_two_low_rounds_running():
+    low, high = SETTLED, SETTLED + 0.01
+    assert not settled([])
+    assert not settled([low])  # one low round is not enough
+    assert not settled([0.6, 0.3, low, high])
+    assert not settled([low, high, low])
+    assert settled([0.6, high, low, low / 2])

@@ -42,8 +42,14 @@ def test_benchmark_prints_the_figures_and_stops_everything():
             r"after [\d.]+ MB",
             r"RSS app2 ",
             r"largest RSS growth = -?[\d.]+ MB",
+            r"CPU per GET /probe_status: app \d+ us, app2 \d+ us, haproxy \d+ us, "
+            r"client \d+ us \(sum \d+ us\)",
+            r"CPU per immediate transfer: app \d+ us, app2 \d+ us, haproxy \d+ us, "
+            r"client \d+ us \(sum \d+ us\)",
             r"audit: 0 problems, .* in flight 0"):
         assert re.search(figure, out), f"{figure!r} not in:\n{out}"
+    # A transfer (a store read, writes, a sync) costs more than a probe.
+    assert float(re.search(r"CPU transfer/probe = (\d+\.\d+)", out).group(1)) > 1, out
     assert "http 5" not in out
     # Its topology is stopped and its directory removed.
     assert processes_under(home) == []

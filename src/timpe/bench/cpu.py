@@ -1,6 +1,7 @@
 """CPU time of a process tree, from /proc (Linux): what a run cost the app
 nodes themselves, whatever else the machine's cores were busy with."""
 import os
+import resource
 from pathlib import Path
 
 from timpe.bench.rss import children
@@ -31,6 +32,16 @@ def tree_cpu_seconds(pid):
         total += cpu_seconds(current)
         todo.extend(children(current))
     return total
+
+
+def snapshot(pids):
+    """{name: CPU seconds so far} of each process tree of ``pids`` ({name:
+    pid}, a pid of None left out), and of this process (the load client)
+    as ``client``."""
+    spent = {name: tree_cpu_seconds(pid) for name, pid in pids.items() if pid}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    spent["client"] = usage.ru_utime + usage.ru_stime
+    return spent
 
 
 #: HotSpot's JIT compiler threads, as /proc names them (15 characters).

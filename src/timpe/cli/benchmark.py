@@ -40,7 +40,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from timpe.auth import client
-from timpe.bench import history, load
+from timpe.bench import cpu, history, load
 from timpe.bench.rss import tree_rss_mb
 from timpe.topology.render import WORKERS
 
@@ -106,13 +106,16 @@ def transfer_requests(bench, path, ids, count, rnd, **extra):
 
 class Bench:
     def __init__(self, host, port, counts, concurrency, node_pids=None, seed=1, store="sqlite",
-                 key=None, keys=None):
+                 key=None, keys=None, processes=None):
         """``key``: the API key requests send (the operator's); ``keys``:
-        {user id: her key}, which a transfer she sends sends instead."""
+        {user id: her key}, which a transfer she sends sends instead;
+        ``processes``: () -> {program: pid} of the topology's processes
+        whose CPU is counted (None: not measured)."""
         self.counts, self.concurrency, self.store = counts, concurrency, store
         self.host, self.port = host, port
         self.hostname = f"{host}:{port}"
         self.node_pids = node_pids  # () -> {node: pid}; None: RSS not measured
+        self.processes = processes
         self.rnd = random.Random(seed)
         self.key, self.keys = key, keys or {}
 
@@ -135,6 +138,10 @@ class Bench:
     def probe(self, count):
         raw = load.request_bytes("GET", "/probe_status", self.hostname)
         return self.load("probe", [raw] * count)
+
+    def cpu_snapshot(self):
+        """A CPU snapshot of the processes (timpe.bench.cpu), or None."""
+        return None if self.processes is None else cpu.snapshot(self.processes())
 
     def transfers(self, label, path, count, ids):
         return self.load(label, transfer_requests(self, path, ids, count, self.rnd))
@@ -223,19 +230,43 @@ def answers(result):
 
 
 def alternate(bench, ids, say):
-    """Probe and immediate runs in turns; (probe, immediate, median ratio)."""
+    """Probe and immediate runs in turns; (probe, immediate, median ratio,
+    its spread, and {"probe" or "immediate": {process: CPU us per request}}
+    or None)."""
     c, rounds = bench.counts, bench.counts["rounds"]
     probes, transfers = [], []
+    spent = {"probe": {}, "immediate": {}}  # CPU seconds by process, each side's runs
+
+    def counted(side, run):
+        before = bench.cpu_snapshot()
+        result = run()
+        if before is not None:
+            for name, total in bench.cpu_snapshot().items():
+                spent[side][name] = spent[side].get(name, 0.0) + total - before.get(name, 0.0)
+        return result
+
     for r in range(1, rounds + 1):
-        probes.append(bench.probe(max(1, c["probe"] // rounds)))
-        transfers.append(bench.transfers("immediately", "/transactions/immediately",
-                                         max(1, c["immediate"] // rounds), ids))
+        probes.append(counted("probe", lambda: bench.probe(max(1, c["probe"] // rounds))))
+        transfers.append(counted("immediate", lambda: bench.transfers(
+            "immediately", "/transactions/immediately", max(1, c["immediate"] // rounds), ids)))
         say(f"round {r}/{rounds}: GET /probe_status {probes[-1].rate:.0f}/s, "
             f"POST /transactions/immediately {transfers[-1].rate:.0f}/s, "
             f"ratio {transfers[-1].rate / probes[-1].rate:.3f}")
     ratios = [t.rate / p.rate for p, t in zip(probes, transfers)]
-    return (load.Result.merged(probes), load.Result.merged(transfers),
-            statistics.median(ratios), (min(ratios), max(ratios)))
+    probe, immediate = load.Result.merged(probes), load.Result.merged(transfers)
+    per = None
+    if bench.processes is not None:
+        per = {side: {name: used / result.count * 1e6 for name, used in spent[side].items()}
+               for side, result in (("probe", probe), ("immediate", immediate))}
+    return probe, immediate, statistics.median(ratios), (min(ratios), max(ratios)), per
+
+
+def say_cpu(per, say):
+    """The CPU per probe and per transfer by process, and their quotient."""
+    for side, what in (("probe", "GET /probe_status"), ("immediate", "immediate transfer")):
+        say(f"CPU per {what}: " + ", ".join(f"{n} {us:.0f} us" for n, us in per[side].items())
+            + f" (sum {sum(per[side].values()):.0f} us)")
+    say(f"CPU transfer/probe = {sum(per['immediate'].values()) / sum(per['probe'].values()):.2f}")
 
 
 def report_rss(cold, before, after, say):
@@ -259,7 +290,7 @@ def measure(bench, ids, short, long_id, say):
     bench.transfers("warm-up", "/transactions/immediately", c["immediate"] // 10, ids)
     cold = bench.rss()
 
-    probe, immediate, ratio, spread = alternate(bench, ids, say)
+    probe, immediate, ratio, spread, per = alternate(bench, ids, say)
     say(f"GET /probe_status: {probe.rate:.0f}/s, p50 {ms(probe.percentile(50))}, "
         f"p99 {ms(probe.percentile(99))} ({answers(probe)})")
     say(f"POST /transactions/immediately: {immediate.rate:.0f} transfers/s, "
@@ -267,6 +298,8 @@ def measure(bench, ids, short, long_id, say):
         f"({answers(immediate)})")
     say(f"transfers/probe = {ratio:.3f}, the median of {c['rounds']} rounds "
         f"({spread[0]:.3f}-{spread[1]:.3f})  ({verdict('transfers/probe', ratio)})")
+    if per is not None:
+        say_cpu(per, say)
 
     phase1 = bench.transfers("phase 1", "/transactions", c["phase1"], ids)
     say(f"POST /transactions (phase 1 only): {phase1.rate:.0f} transfers/s, "
@@ -471,8 +504,10 @@ def against_url(args, counts, say):
     host, port = args.address
     say(f"benchmark of the topology at {args.url} (store: {args.config}): counts {counts}, "
         f"concurrency {args.concurrency}")
-    bench = Bench(host, port, counts, args.concurrency, local_node_pids(host, port),
-                  store=args.store, key=client.api_key(args.config))
+    nodes = local_node_pids(host, port)
+    bench = Bench(host, port, counts, args.concurrency, nodes, store=args.store,
+                  key=client.api_key(args.config),
+                  processes=None if nodes is None else local_processes(args.store))
     if args.workloads:
         from timpe.cli.topology import PORTS
         clean = contention(bench, args.config, [f"http://127.0.0.1:{p}" for p in
@@ -498,14 +533,15 @@ def on_own_topology(args, counts, say):
             f"app2 :{running.ports.app2}"
             + "".join(f", {n.name} :{n.http}" for n in running.cluster))
         pids = lambda: {n: running.topology.pid(n) for n in ("app", "app2")}  # noqa: E731
+        names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
+        processes = lambda: {n: running.topology.pid(n) for n in names}  # noqa: E731
         bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency, pids,
-                      store=args.store, key=client.operator_key(prepared.ini))
+                      store=args.store, key=client.operator_key(prepared.ini),
+                      processes=processes)
         if args.workloads:
-            names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
             clean = contention(bench, prepared.ini, [f"http://127.0.0.1:{p}" for p in
                                                      (running.ports.app, running.ports.app2)],
-                               lambda: {n: running.topology.pid(n) for n in names}, say,
-                               args.warm_up)
+                               processes, say, args.warm_up)
         else:
             ids, short, long_id = build_data(prepared.ini, counts, say)
             clean = measure(bench, ids, short, long_id, say)
