@@ -65,7 +65,8 @@ USERS = 64
 ROUNDS = 8
 BATCH = 2000  # /process?limit=: one batch stays far below HAProxy's 60 s timeout
 
-TARGETS = {"transfers/probe": (">=", 0.35), "read long/short": ("<=", 1.5),
+# transfers/probe: 0.35 until the issue on hot accounts raised it to 0.40.
+TARGETS = {"transfers/probe": (">=", 0.40), "read long/short": ("<=", 1.5),
            "rss growth MB": ("<=", 20.0),
            # --durability: the durable default against NORMAL, in the same run.
            "ANSWER/NORMAL": (">=", 0.85), "transfers/probe at ANSWER": (">=", 0.30)}
