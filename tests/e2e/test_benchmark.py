@@ -56,6 +56,25 @@ def test_benchmark_prints_the_figures_and_stops_everything():
     assert not os.path.exists(home)
 
 
+def test_benchmark_routes_its_own_topology_as_told():
+    """--routing one: every transfer goes to app, which alone spends CPU on them."""
+    done = subprocess.run([str(BIN / "benchmark"), "--routing", "one", *TINY],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert re.search(r"benchmark in \S+: .*, routing one$", out, re.M), out
+    spent = re.search(r"CPU per immediate transfer: app (\d+) us, app2 (\d+) us", out)
+    assert int(spent.group(2)) * 5 < int(spent.group(1)), out
+    assert "audit: 0 problems" in out and "http 5" not in out
+
+
+def test_routing_is_only_for_a_topology_of_its_own():
+    for other in (["--url", "http://127.0.0.1:9"], ["--durability"], ["--overhead"]):
+        done = subprocess.run([str(BIN / "benchmark"), "--routing", "one", *other],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "--routing is for" in done.stderr, done.stderr
+
+
 def test_benchmark_of_a_running_topology_adds_and_deletes_nothing(topology):
     """--url: the topology is the one already running; its data stays."""
     api = topology.api

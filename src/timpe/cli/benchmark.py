@@ -43,6 +43,7 @@ from timpe.auth import client
 from timpe.bench import cpu, history, load
 from timpe.bench.rss import tree_rss_mb
 from timpe.topology.render import WORKERS
+from timpe.topology.routing import CHOICES
 
 # A probe is ~3x faster than a transfer: 4x the count keeps each round's
 # runs about as long (a second or more each).
@@ -427,6 +428,9 @@ def parse_args(argv):
     parser.add_argument("--store", choices=("sqlite", "crate"), default="sqlite",
                         help="the store of a topology of its own (crate: a two-node cluster "
                              "of its own; CrateDB must be installed)")
+    parser.add_argument("--routing", choices=CHOICES,
+                        help="how HAProxy routes the writes of legs in a topology of its own "
+                             "(routing.affinity; default: the store's choice)")
     parser.add_argument("--durability", action="store_true",
                         help="SQLite at synchronous ANSWER (the default), FULL and NORMAL: "
                              "a topology of its own each, in alternating rounds of immediate "
@@ -450,6 +454,9 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.overhead and args.url:
         parser.error("--overhead starts topologies of its own: no --url")
+    if args.routing and (args.url or args.overhead or args.durability):
+        parser.error("--routing is for the default run or --workloads on a topology of its "
+                     "own (one at --url routes as its ini says)")
     if args.url:
         url = urlsplit(args.url)
         if url.scheme != "http" or not url.hostname:
@@ -526,9 +533,11 @@ def on_own_topology(args, counts, say):
 
     home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
     say(f"benchmark in {home}: store {args.store}, counts {counts}, concurrency "
-        f"{args.concurrency}, {args.workers} workers per node")
-    prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers,
-                                        store=args.store)
+        f"{args.concurrency}, {args.workers} workers per node, routing "
+        f"{args.routing or 'as the store chooses'}")
+    prepared = private_topology.prepare(
+        home, identifier="timpe-bench", workers=args.workers, store=args.store,
+        settings=args.routing and {"routing.affinity": args.routing})
     with private_topology.running(prepared) as running:
         say(f"topology up: haproxy :{running.ports.haproxy}, app :{running.ports.app}, "
             f"app2 :{running.ports.app2}"
