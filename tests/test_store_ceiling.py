@@ -18,7 +18,7 @@ def any_store(request, store):
 
 def tables(store):
     if isinstance(store, ceiling.SQLiteStore):
-        return {r[0] for r in store.sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {r[0] for r in store.sql("SELECT name FROM sqlite_master WHERE type = 'table'")[1]}
     return {r[0] for r in store.sql("SELECT table_name FROM information_schema.tables")[1]}
 
 
@@ -36,4 +36,18 @@ def test_each_figure_is_measured_and_the_scratch_table_dropped(any_store):
     assert list(figures) == labels
     assert all(rate > 0 for rate in figures.values()), figures
     assert len(said) == len(labels)
+    assert tables(any_store) == before
+
+
+def test_a_bulk_ceiling_beside_another_figure_leaves_no_table(any_store):
+    """What --workloads measures right after each shape: bulk-insert rows/s,
+    on demand, from one scratch table dropped at the end; SQLite has no bulk
+    request, so nothing."""
+    before = tables(any_store)
+    with ceiling.bulk_inserts(any_store, threads=4) as rate:
+        if isinstance(any_store, ceiling.SQLiteStore):
+            assert rate is None
+        else:
+            assert len(tables(any_store)) == len(before) + 1
+            assert rate(0.3) > 0 and rate(0.3) > 0  # as often as asked
     assert tables(any_store) == before

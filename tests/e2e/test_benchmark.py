@@ -160,6 +160,7 @@ def test_the_workloads_print_each_shape_side_by_side():
         whole = re.search(rf"^{shape}: .*$", out, re.M).group(0)
         assert "answers {'http 201': 200}" in whole, whole
     assert "10000 zipf users ready" in out
+    assert "bulk ceiling beside it" not in out  # SQLite sends no bulk request
     assert re.search(r"drained 100 queued transfers", out)
     assert re.search(r"hot/uniform = \d+\.\d+", out)
     assert "audit: 0 problems" in out and "http 5" not in out
@@ -185,4 +186,14 @@ def test_the_workloads_on_crate_wait_for_the_store_s_compilers():
                          r".*the store's JIT compilers (\d+)% of its CPU", out, re.M)
         assert line, f"{shape} not in:\n{out}"
         assert 0 <= int(line.group(1)) <= 100
+        # The store's bulk ceiling, measured right after the shape, and the
+        # shape's rate as a share of it.
+        beside = re.search(rf"^{shape}: (\d+) transfers/s, .*; bulk ceiling beside it (\d+) "
+                           r"rows/s \((\d+\.\d+) of it\)", out, re.M)
+        assert beside, f"{shape} not in:\n{out}"
+        rate, rows, share = int(beside.group(1)), int(beside.group(2)), float(beside.group(3))
+        assert rows > 0 and share == pytest.approx(rate / rows, abs=0.01)
+    for shape in ("uniform", "zipf"):
+        assert re.search(rf"^{shape}/bulk ceiling beside it = \d+\.\d+  \(target >= 0.065: "
+                         r"(met|MISSED)\)", out, re.M), out
     assert "audit: 0 problems" in out and "http 5" not in out

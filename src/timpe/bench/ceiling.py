@@ -15,6 +15,7 @@ threads for ``seconds`` each:
     python -m timpe.bench.ceiling --config etc/app-crate.ini
 """
 import argparse
+import contextlib
 import itertools
 import threading
 import time
@@ -109,11 +110,6 @@ def measure(store, seconds=5, threads=THREADS, keys=10, bulk=50, say=print):
             store.sql(scratch.insert_sql(), [f"i{t}-{n}-{uuid.uuid4().hex[:6]}", n])
             return 1
 
-        def insert_bulk(t, n):
-            rows = [[f"b{t}-{n}-{i}-{uuid.uuid4().hex[:6]}", i] for i in range(bulk)]
-            store._execute_bulk(scratch.insert_sql(), rows)
-            return bulk
-
         def update_bulk(t, n):
             rows = [[n, f"k{(t * 7919 + n * bulk + i) % filled}"] for i in range(bulk)]
             store._execute_bulk(scratch.update_sql(), rows)
@@ -133,7 +129,8 @@ def measure(store, seconds=5, threads=THREADS, keys=10, bulk=50, say=print):
                 (f"primary-key gets/s, {keys} keys a statement (rows/s)", get_many),
                 ("single-row inserts/s", insert)]
         if scratch.crate:
-            runs.append((f"inserts in bulk requests of {bulk} rows (rows/s)", insert_bulk))
+            runs.append((f"inserts in bulk requests of {bulk} rows (rows/s)",
+                         _bulk_insert(store, scratch, bulk)))
             runs.append((f"updates by key in bulk requests of {bulk} rows (rows/s)",
                          update_bulk))
             runs.append((f"look-ups of {bulk} keys, then their compare-and-sets in one "
@@ -144,6 +141,32 @@ def measure(store, seconds=5, threads=THREADS, keys=10, bulk=50, say=print):
     finally:
         scratch.drop()
     return figures
+
+
+def _bulk_insert(store, scratch, bulk):
+    """Work for _rate: one bulk request of ``bulk`` new rows into ``scratch``."""
+    def insert_bulk(t, n):
+        rows = [[f"b{t}-{n}-{i}-{uuid.uuid4().hex[:6]}", i] for i in range(bulk)]
+        store._execute_bulk(scratch.insert_sql(), rows)
+        return bulk
+    return insert_bulk
+
+
+@contextlib.contextmanager
+def bulk_inserts(store, threads=THREADS, bulk=50):
+    """A scratch table while the block runs; yields ``rate(seconds)``, the
+    rows/s of inserts in bulk requests of ``bulk`` rows from ``threads``
+    threads, measured when called: beside another figure, the machine's
+    drift hits both. Yields None for a store without bulk requests (SQLite)."""
+    if isinstance(store, SQLiteStore):
+        yield None
+        return
+    scratch = Scratch(store)
+    try:
+        scratch.fill(bulk)  # its shards serve before anything is timed
+        yield lambda seconds: _rate(threads, seconds, _bulk_insert(store, scratch, bulk))
+    finally:
+        scratch.drop()
 
 
 def main(argv=None):

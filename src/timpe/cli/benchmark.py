@@ -348,7 +348,7 @@ def measure(bench, ids, short, long_id, say):
 def contention(bench, config, node_urls, pids, say, warm_up=0):
     """--workloads: uniform, hot and zipf side by side (timpe.bench.workloads),
     a drain of queued transfers, in one run; return whether every answer was 2xx."""
-    from timpe.bench import workloads
+    from timpe.bench import ceiling, workloads
     from timpe.cli import open_store
 
     store = open_store(config)
@@ -365,7 +365,12 @@ def contention(bench, config, node_urls, pids, say, warm_up=0):
                * (bench.counts["probe"] // 4))
     meter = workloads.Meter(node_urls, pids)
     workloads.warm_up(bench, users, meter, say, warm_up)
-    figures = workloads.run(bench, users, meter, say)
+    store = open_store(config)
+    try:
+        with ceiling.bulk_inserts(store) as beside:
+            figures = workloads.run(bench, users, meter, say, ceiling=beside)
+    finally:
+        store.close()
     phase1 = bench.transfers("phase 1", "/transactions", bench.counts["phase1"], uniform)
     processed, seconds, batches, kinds = bench.drain(phase1.ok())
     say(f"POST /process?limit={BATCH}: drained {processed} queued transfers in {seconds:.2f} s "
