@@ -154,12 +154,13 @@ def settled(shares):
     return len(last) == SETTLED_ROUNDS and max(last) <= SETTLED
 
 
-def warm_up(bench, users, meter, say, seconds):
-    """Load every shape, queued transfers and their drain, in rounds, until
-    the store's JIT compilers have settled (``settled``), or ``seconds``
-    have passed (not counted). CrateDB's JVMs compile for
-    minutes under load on two cores (docs/benchmarks.rst): measured
-    before, a shape's figures are the compilers', not the store's.
+def warm_up(bench, users, meter, say, seconds, ceiling=None):
+    """Load every shape, queued transfers and their drain (and the bulk
+    inserts of ``ceiling``, as run measures them), in rounds, until the
+    store's JIT compilers have settled (``settled``), or ``seconds`` have
+    passed (not counted). CrateDB's JVMs compile for minutes under load on
+    two cores (docs/benchmarks.rst): measured before, a shape's figures are
+    the compilers', not the store's.
     Return the last round's share (None: no JVM, nothing to wait for)."""
     rnd, count = random.Random(11), max(1, bench.counts["immediate"] // 2)
     started, shares = time.monotonic(), []
@@ -173,6 +174,8 @@ def warm_up(bench, users, meter, say, seconds):
         queued = bench.load("warm queue", [bench.transfer("/transactions", *p) for p in
                                            pairs("uniform", users["uniform"], count, rnd)])
         bench.drain(queued.ok())
+        if ceiling is not None:
+            ceiling(1)
         shares.append(jit_share(before, meter.take()))
         say(f"warm-up round {round_}: the store's JIT compilers took {shares[-1]:.0%} of its "
             f"CPU ({time.monotonic() - started:.0f} s)")

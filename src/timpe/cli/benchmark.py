@@ -364,10 +364,10 @@ def contention(bench, config, node_urls, pids, say, warm_up=0):
     bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
                * (bench.counts["probe"] // 4))
     meter = workloads.Meter(node_urls, pids)
-    workloads.warm_up(bench, users, meter, say, warm_up)
     store = open_store(config)
     try:
         with ceiling.bulk_inserts(store) as beside:
+            workloads.warm_up(bench, users, meter, say, warm_up, beside)
             figures = workloads.run(bench, users, meter, say, ceiling=beside)
     finally:
         store.close()
