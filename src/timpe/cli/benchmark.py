@@ -358,14 +358,10 @@ def contention(bench, config, node_urls, pids, say, warm_up=0):
         zipf = workloads.register_many(
             store, [f"bench_z{i:05d}" for i in range(workloads.ZIPF_USERS)])
         say(f"{len(zipf)} zipf users ready in {time.perf_counter() - started:.1f} s")
-    finally:
-        store.close()
-    users = {"uniform": uniform, "hot": uniform[:2], "zipf": zipf}
-    bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
-               * (bench.counts["probe"] // 4))
-    meter = workloads.Meter(node_urls, pids)
-    store = open_store(config)
-    try:
+        users = {"uniform": uniform, "hot": uniform[:2], "zipf": zipf}
+        bench.load("warm-up", [load.request_bytes("GET", "/probe_status", bench.hostname)]
+                   * (bench.counts["probe"] // 4))
+        meter = workloads.Meter(node_urls, pids)
         with ceiling.bulk_inserts(store) as beside:
             workloads.warm_up(bench, users, meter, say, warm_up, beside)
             figures = workloads.run(bench, users, meter, say, ceiling=beside)
