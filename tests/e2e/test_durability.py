@@ -8,7 +8,8 @@ At the default (ANSWER) every answer that used the store waits for a sync;
 at FULL every commit syncs, so the writes' answers follow one and the
 reads need none. The same count run at NORMAL finds answers with no sync
 before them, so the check tells them apart. On CrateDB, the tables keep the
-per-request translog.
+per-request translog, and every table has one shard with a copy on each of
+the two nodes.
 """
 import os
 import re
@@ -128,3 +129,30 @@ def test_crate_tables_keep_the_per_request_translog(crate_topology):
     durability = dict(rows)
     assert {"users", "transactions", "user_transactions"} <= set(durability)
     assert set(durability.values()) == {"REQUEST"}, durability
+
+
+def test_crate_tables_have_one_shard_with_a_copy_on_each_node(crate_topology):
+    """One shard a table: a bulk request's rows reach one primary and its
+    replica (etc/mappings/crate/user_transactions.sql says why), and either
+    node may die without an acknowledged row (its copy is on the other)."""
+    store = crate_topology.store()
+    schema = store.schema or "doc"
+    shards = dict(store.sql("SELECT table_name, number_of_shards FROM information_schema.tables "
+                            "WHERE table_schema = ?", [schema])[1])
+    assert {"users", "transactions", "user_transactions", "nicknames"} <= set(shards)
+    assert set(shards.values()) == {1}, shards
+    deadline = time.monotonic() + 60  # a replica may still be recovering
+    while True:
+        copies = store.sql("SELECT table_name, \"primary\", node['name'] FROM sys.shards "
+                           "WHERE schema_name = ? AND state = 'STARTED'", [schema])[1]
+        placed = {}
+        for table, primary, node in copies:
+            placed.setdefault(table, []).append((primary, node))
+        if all(sorted(p for p, _ in placed.get(t, ())) == [False, True]
+               and len({n for _, n in placed[t]}) == 2 for t in shards) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    for table in shards:
+        assert sorted(p for p, _ in placed.get(table, ())) == [False, True], (table, placed)
+        assert len({node for _, node in placed[table]}) == 2, (table, placed)

@@ -7,5 +7,5 @@ CREATE TABLE IF NOT EXISTS nicknames (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
     nickname TEXT NOT NULL
-) CLUSTERED BY (id) INTO 3 SHARDS
+) CLUSTERED BY (id) INTO 1 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

@@ -5,9 +5,7 @@
 -- CrateDB indexes every column, so the scans by state and by timestamp need
 -- no CREATE INDEX (the SQLite mapping needs two).
 --
--- Shards: routed by id, 3 shards: a request's rows reach fewer shards, and
--- a bulk insert of 5 rows went from 1,170 to 1,990 rows/s against 6
--- shards on two nodes (docs/benchmarks.rst); 3 spread evenly over 3 nodes.
+-- Shards: routed by id, one, as for user_transactions (which says why).
 -- No partitions: partitioning by day or month would make the partition
 -- column part of the primary key, and every step of the protocol looks a
 -- transaction up by its id alone.
@@ -31,5 +29,5 @@ CREATE TABLE IF NOT EXISTS transactions (
     expires BIGINT,
     posted BIGINT,
     release_seq BIGINT
-) CLUSTERED BY (id) INTO 3 SHARDS
+) CLUSTERED BY (id) INTO 1 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

@@ -7,10 +7,12 @@
 -- array). CrateDB plans a look-up of many two-column keys in time that
 -- grows with the square of the keys, of one-column keys with their number
 -- (docs/benchmarks.rst), and a head is proven by a look-up of several.
--- Shards: routed by row_key, 3 shards, as for transactions (one row per
--- transaction per party, so this is the largest table). A user's rows are
--- spread over them; only the search for a user's newest row, made once per
--- app process and user, asks every shard.
+-- Shards: one, as for every table (one row per batch of legs, so this is
+-- the largest table). A bulk request then reaches one primary and its
+-- replica, each with one translog sync, whatever its rows: the cluster's
+-- CPU is per shard request more than per row (docs/crate.rst). When the
+-- cluster outgrows it: ALTER TABLE ... SET ("blocks.write" = true), then
+-- SET (number_of_shards = n) (a one-shard table splits into any number).
 -- No partitions: the key is what every read uses; a time partition would
 -- have to join it.
 -- Replicas: '0-1': an acknowledged ledger row is on both nodes.
@@ -27,5 +29,5 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     "timestamp" BIGINT NOT NULL,
     legs TEXT INDEX OFF,
     held BIGINT
-) CLUSTERED INTO 3 SHARDS
+) CLUSTERED INTO 1 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);
