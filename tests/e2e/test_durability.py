@@ -136,23 +136,26 @@ def test_crate_tables_have_one_shard_with_a_copy_on_each_node(crate_topology):
     replica (etc/mappings/crate/user_transactions.sql says why), and either
     node may die without an acknowledged row (its copy is on the other)."""
     store = crate_topology.store()
-    schema = store.schema or "doc"
+    schema, tables = store.schema or "doc", ["users", "transactions", "user_transactions",
+                                             "nicknames"]
+    marks = ", ".join("?" * len(tables))
     shards = dict(store.sql("SELECT table_name, number_of_shards FROM information_schema.tables "
-                            "WHERE table_schema = ?", [schema])[1])
-    assert {"users", "transactions", "user_transactions", "nicknames"} <= set(shards)
-    assert set(shards.values()) == {1}, shards
+                            f"WHERE table_schema = ? AND table_name IN ({marks})",
+                            [schema, *tables])[1])
+    assert shards == dict.fromkeys(tables, 1), shards
+
+    def layout():
+        """{table: (primaries, replicas, nodes)} of its started copies."""
+        copies = {t: [] for t in tables}
+        for table, primary, node in store.sql(
+                "SELECT table_name, \"primary\", node['name'] FROM sys.shards WHERE "
+                f"schema_name = ? AND table_name IN ({marks}) AND state = 'STARTED'",
+                [schema, *tables])[1]:
+            copies[table].append((primary, node))
+        return {t: (sum(p for p, _ in c), sum(not p for p, _ in c), len({n for _, n in c}))
+                for t, c in copies.items()}
+
     deadline = time.monotonic() + 60  # a replica may still be recovering
-    while True:
-        copies = store.sql("SELECT table_name, \"primary\", node['name'] FROM sys.shards "
-                           "WHERE schema_name = ? AND state = 'STARTED'", [schema])[1]
-        placed = {}
-        for table, primary, node in copies:
-            placed.setdefault(table, []).append((primary, node))
-        if all(sorted(p for p, _ in placed.get(t, ())) == [False, True]
-               and len({n for _, n in placed[t]}) == 2 for t in shards) \
-                or time.monotonic() > deadline:
-            break
+    while layout() != dict.fromkeys(tables, (1, 1, 2)) and time.monotonic() < deadline:
         time.sleep(1)
-    for table in shards:
-        assert sorted(p for p, _ in placed.get(table, ())) == [False, True], (table, placed)
-        assert len({node for _, node in placed[table]}) == 2, (table, placed)
+    assert layout() == dict.fromkeys(tables, (1, 1, 2))
