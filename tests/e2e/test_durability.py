@@ -155,7 +155,7 @@ def test_crate_tables_have_one_shard_with_a_copy_on_each_node(crate_topology):
         return {t: (sum(p for p, _ in c), sum(not p for p, _ in c), len({n for _, n in c}))
                 for t, c in copies.items()}
 
-    deadline = time.monotonic() + 60  # a replica may still be recovering
-    while layout() != dict.fromkeys(tables, (1, 1, 2)) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert layout() == dict.fromkeys(tables, (1, 1, 2))
+    wanted, deadline = dict.fromkeys(tables, (1, 1, 2)), time.monotonic() + 60
+    while (found := layout()) != wanted and time.monotonic() < deadline:
+        time.sleep(1)  # a replica may still be recovering
+    assert found == wanted
