@@ -66,7 +66,7 @@ def test_supervisor_runs_the_seed_programs_locally_only(monkeypatch, tmp_path):
 def test_app_nodes_listen_on_localhost_with_gevent():
     argv = gunicorn_argv("etc/app.ini", 9210, 3)
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:9210"
-    assert argv[argv.index("--worker-class") + 1] == "gevent"
+    assert argv[argv.index("--worker-class") + 1] == "timpe.node_worker.Worker"
     assert argv[argv.index("--workers") + 1] == "3"
     assert "--paste" in argv
     assert argv[argv.index("--config") + 1] == "python:timpe.node_hooks"

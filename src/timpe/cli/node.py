@@ -16,7 +16,8 @@ def gunicorn_argv(config, port, workers, access_log=False):
         "--bind", f"127.0.0.1:{port}",
         # SQLite calls block the process's event loop, so concurrency comes
         # from worker processes; gevent keeps many idle connections cheap.
-        "--worker-class", "gevent", "--workers", str(workers),
+        # gunicorn's gevent worker, with gevent's HTTP server (timpe.node_worker).
+        "--worker-class", "timpe.node_worker.Worker", "--workers", str(workers),
         "--worker-connections", "200",
         # A worker waiting on SQLite's busy timeout (30 s) is not hung.
         "--timeout", "60", "--graceful-timeout", "10",

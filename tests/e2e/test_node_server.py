@@ -1,0 +1,80 @@
+"""One app node as `bin/app` and supervisor run it (gunicorn, timpe's gevent
+worker), on a port of its own: keep-alive, the idle timeout, the access log
+only when asked."""
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from timpe.bench import load
+from timpe.cli.node import gunicorn_argv
+from timpe.store import store_from_settings
+from timpe.topology import private
+
+PROBE = load.request_bytes("GET", "/probe_status", "127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def ini(tmp_path_factory):
+    from pyramid.paster import get_appsettings
+
+    prepared = private.prepare(tmp_path_factory.mktemp("node"), identifier="timpe-e2e-node")
+    store = store_from_settings(get_appsettings(str(prepared.ini)))
+    store.setup()
+    store.close()
+    return prepared.ini
+
+
+def started(ini, access_log):
+    port = private.free_ports(1)[0]
+    argv = gunicorn_argv(ini, port, 1, access_log=access_log)
+    node = subprocess.Popen([str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return node, port
+        except OSError:
+            time.sleep(0.1)
+    node.kill()
+    raise AssertionError(f"the node did not listen on {port}: {node.communicate()[0]!r}")
+
+
+def stopped(node):
+    node.terminate()
+    return node.communicate(timeout=30)[0].decode()
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_an_access_record_only_when_asked(ini, asked):
+    node, port = started(ini, asked)
+    try:
+        result = load.run("127.0.0.1", port, [PROBE] * 3, 1)
+    finally:
+        output = stopped(node)
+    assert result.kinds == {"http 200": 3}
+    records = [line for line in output.splitlines() if '"GET /probe_status HTTP/1.1" 200' in line]
+    assert len(records) == (3 if asked else 0), output
+
+
+def test_a_connection_is_kept_alive_and_closed_once_idle(ini):
+    node, port = started(ini, False)
+    try:
+        conn = load.Connection("127.0.0.1", port, timeout=10)
+        assert conn.exchange(PROBE)[0] == 200
+        first = conn.sock
+        time.sleep(0.5)  # within gunicorn's keepalive (2 s): the same connection
+        assert conn.exchange(PROBE)[0] == 200
+        assert conn.sock is first
+        time.sleep(3.5)  # past it: the node has closed it
+        first.settimeout(5)
+        assert first.recv(1) == b""
+        conn.close()
+        # ... and it serves the next connection.
+        assert load.run("127.0.0.1", port, [PROBE] * 5, 5).kinds == {"http 200": 5}
+    finally:
+        stopped(node)
