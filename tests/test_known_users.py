@@ -198,6 +198,45 @@ def test_heads_kept_past_fresh_are_proven_once_a_transfer(store, monkeypatch):
     assert_sound(store)
 
 
+@pytest.mark.parametrize("stale_is", ["sender", "recipient"])
+def test_only_the_head_kept_past_fresh_is_proven(store, monkeypatch, stale_is):
+    # zipf's usual transfer: one party paid a moment ago (a merchant), the
+    # other from the tail. Phase 1 proves the tail user's head alone and
+    # claims the other's from the head this node just wrote.
+    import time
+
+    from timpe.bench.roundtrips import CountingStore
+    from timpe.transactions import appender as appending
+
+    monkeypatch.setattr(appending, "FRESH", 0.05)
+    counting = CountingStore(store)
+    node, alice, bob = paid_once(counting)
+    carol = node.users().register("carol", 1000)["id"]
+    node.pay(carol, alice, 1)
+    keys = []
+    get_many = store.get_many
+    monkeypatch.setattr(store, "get_many",
+                        lambda table, wanted, *a: keys.append((table, len(wanted))) or get_many(
+                            table, wanted, *a))
+    for _ in range(3):
+        time.sleep(0.1)
+        assert node.pay(alice, bob, 1)["state"] == "finished"  # both fresh again
+        counting.take()
+        keys.clear()
+        pair = (carol, alice) if stale_is == "sender" else (alice, carol)
+        assert node.pay(*pair, 1)["state"] == "finished"
+        calls = counting.take()
+        assert sorted(keys) == [("user_transactions", 2), ("users", 2)]
+        assert ("cas", "user_transactions") not in calls
+        assert calls[("insert", "user_transactions")] == 2
+    # alice paid bob 0.04 in all and was paid 0.01 by carol; then 0.03 more one
+    # way or the other.
+    moved = Decimal("0.03") if stale_is == "sender" else Decimal("-0.03")
+    assert balances(store, alice, bob, carol) == [Decimal("9.97") + moved, Decimal("0.04"),
+                                                  Decimal("9.99") - moved]
+    assert_sound(store)
+
+
 @pytest.mark.parametrize("refilled", [0, 2 * HINT_STRIDE])
 def test_heads_kept_past_fresh_of_a_store_destroyed_and_filled_again(store, monkeypatch,
                                                                      refilled):

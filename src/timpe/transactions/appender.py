@@ -144,16 +144,11 @@ class Appender:
             raise job.outcome
         return job.outcome
 
-    def fresh_heads(self, *user_ids):
-        """{id: head} of ``user_ids`` while every one's kept head is fresh
-        (written or read within FRESH seconds), else None: a row that
-        exists, near the head, with no round trip."""
-        heads = {}
-        for uid in user_ids:
-            heads[uid] = self._fresh(uid, self._users.get(uid))
-            if heads[uid] is None:
-                return None
-        return heads
+    def fresh_head(self, user_id):
+        """The head kept of ``user_id`` while it is fresh (written or read
+        within FRESH seconds), else None: a row that exists, near the head,
+        with no round trip."""
+        return self._fresh(user_id, self._users.get(user_id))
 
     def _fresh(self, user_id, user):
         """The newest row of ``user_id`` that this appender (``user``, if

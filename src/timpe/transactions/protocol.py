@@ -176,12 +176,8 @@ class Processor:
         """Claim both legs from the heads; or fail the transfer for want of
         funds, decided on the proven head (no leg of an ``initial`` transfer
         can have been written)."""
-        # Heads this process saw a moment ago will do where the sender's
-        # covers the amount (a claim only says where a leg is looked for
-        # from); refusing is decided on proven heads only.
-        heads = self.appender.fresh_heads(txn["sender"], txn["recipient"])
-        if heads is None or heads[txn["sender"]]["balance"] < txn["amount"]:
-            heads = self.ledger.heads({txn["sender"]: None, txn["recipient"]: None})
+        heads = claimable(self.appender, self.ledger, txn["sender"], txn["recipient"],
+                          txn["amount"])
         head = heads[txn["sender"]]
         if head["balance"] < txn["amount"]:
             return self._update(txn, state=FAILED, reason=INSUFFICIENT_FUNDS)
@@ -228,6 +224,24 @@ class Processor:
                 self.ended(txn)
             return txn
         return stored(txn, read_newer(self.store, TRANSACTIONS.name, key, version))
+
+
+def claimable(appender, ledger, sender, recipient, amount, users=None, proven=None):
+    """{id: head} to claim a transfer's legs from: each user's head the
+    process saw a moment ago (a claim only says where a leg is looked for
+    from, and a head that has moved on since costs the look a row or two),
+    else proven, the users that need it in one look-up. The sender's is
+    proven where the one seen does not cover ``amount``: refusing for want
+    of funds is decided on proven heads only. ``users``: {id: users row}
+    at hand; ``proven``: {id: head} proven already."""
+    proven, users = proven or {}, users or {}
+    heads = {uid: proven.get(uid) or appender.fresh_head(uid) for uid in (sender, recipient)}
+    need = {uid: users.get(uid) for uid, head in heads.items() if head is None}
+    if sender not in proven and heads[sender] is not None and heads[sender]["balance"] < amount:
+        need[sender] = users.get(sender)
+    if need:
+        heads.update(ledger.heads(need))
+    return heads
 
 
 def stored(txn, row):

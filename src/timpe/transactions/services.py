@@ -18,7 +18,7 @@ from timpe.transactions.appender import Appender
 from timpe.transactions.holds import EXPIRED, Decision, Expiry, EXPIRES_IN, MAX_EXPIRES_IN, \
     expires_at
 from timpe.transactions.protocol import (
-    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claims, is_hold,
+    FAILED, INITIAL, INSUFFICIENT_FUNDS, PENDING, STATES, Processor, claimable, claims, is_hold,
 )
 from timpe.users.services import UserService
 
@@ -150,31 +150,25 @@ class TransactionService:
             return self.users.get_many(sender, recipient, kept=False)
 
         ledger, known = self.users.ledger, self.users.known
-        fresh = self.appender.fresh_heads(sender, recipient) if claimed else None
-        if claimed and fresh is None and (
-                known is not None and known.head(sender) and known.head(recipient)):
-            # Heads kept, but seen over a moment ago: proven while the users
-            # rows are read, not after. A proof from kept rows needs no users
-            # row, and finds a kept row gone from a store destroyed under
-            # the node (timpe.ledger). Refusing on them is refusing on
-            # proven heads.
-            (payer, payee), heads = concurrently.each(
-                lambda work: work(), [read_users, lambda: ledger.heads(
-                    {sender: None, recipient: None})], width=2)
-            head = heads[sender]
-        elif claimed:
-            payer, payee = read_users()
-            # The heads this process's appender wrote or read within the last
-            # moment, where it has both and the sender's covers the amount: a
-            # claim only says where a leg is looked for from, and a head
-            # that has moved on since costs the look a row or two. Else both
-            # heads, proven, in one look-up (and refusing for want of funds
-            # is decided on the proven head only). Asked again once the
+        if claimed:
+            # The heads this process's appender wrote or read a moment ago
+            # will do; the others are proven (timpe.transactions.protocol,
+            # claimable). Kept ones are proven while the users rows are
+            # read, not after: a proof from kept rows needs no users row,
+            # and finds a kept row gone from a store destroyed under the
+            # node (timpe.ledger). The fresh ones are asked again once the
             # users rows are read: a user registered again drops what was
             # kept (a read never makes a head fresh).
-            heads = fresh and self.appender.fresh_heads(sender, recipient)
-            if heads is None or heads[sender]["balance"] < amount:
-                heads = ledger.heads({sender: payer, recipient: payee})
+            stale = [uid for uid in (sender, recipient) if self.appender.fresh_head(uid) is None]
+            proven = {}
+            if stale and known is not None and all(known.head(uid) for uid in stale):
+                (payer, payee), proven = concurrently.each(
+                    lambda work: work(),
+                    [read_users, lambda: ledger.heads(dict.fromkeys(stale))], width=2)
+            else:
+                payer, payee = read_users()
+            heads = claimable(self.appender, ledger, sender, recipient, amount,
+                              {sender: payer, recipient: payee}, proven)
             head = heads[sender]
         else:
             payer, payee = read_users()
