@@ -171,7 +171,7 @@ def test_list_users_pages_with_limit_and_after(app, register):
         ["dora", "eve"]
     last = app.get(f"/users?after={ids['cid']}&limit=2").json
     assert [u["nickname"] for u in last["data"]] == ["dora", "eve"] and last["next"] is None
-    for bad in ("limit=0", "limit=x"):
+    for bad in ("limit=0", "limit=x", "limit=2&limit=1", f"after={ids['cid']}&after="):
         assert app.get(f"/users?{bad}", status=400).json["status"] == "failed"
     for unknown in ("0" * 40, ""):
         err = app.get(f"/users?after={unknown}", status=404).json

@@ -76,6 +76,8 @@ def test_client_ids_and_keys_follow_the_spec(app, store, register, path, headers
 @pytest.mark.parametrize("query, msg", [
     ("limit=0", ">= 1"), ("limit=100001", "exceed"), ("limit=1.5", "whole number"),
     ("limit=" + "9" * 30, "whole number"), ("state=done", "one of"),
+    ("limit=x&limit=1", "more than once"), ("limit=1&limit=2", "more than once"),
+    ("state=initial&state=finished", "more than once"),
 ])
 def test_query_parameters_follow_the_spec(app, query, msg):
     err = app.get(f"/transactions?{query}", status=400).json
@@ -85,6 +87,7 @@ def test_query_parameters_follow_the_spec(app, query, msg):
 def test_process_limit_follows_the_spec(app):
     for path in ("/process", "/transactions/process"):
         assert "'limit'" in app.post(f"{path}?limit=0", status=400).json["msg"]
+        assert "more than once" in app.post(f"{path}?limit=x&limit=1", status=400).json["msg"]
 
 
 def test_every_undocumented_method_is_405_with_allow(app):

@@ -271,6 +271,15 @@ def _query(request):
         raise BadRequest("query string is not valid UTF-8 (percent-encoded)") from None
 
 
+def _once(query, given):
+    """Refuse a parameter given more than once: each is one value in the
+    spec, and which of several to take would be a guess (webob's is the
+    last)."""
+    for name in given:
+        if len(query.getall(name)) > 1:
+            raise BadRequest(f"query parameter {name!r} is given more than once")
+
+
 def _empty(request):
     """Whether the request came without a body."""
     return request.content_length == 0 or (
@@ -315,6 +324,8 @@ class Operation:
             source = _query(request) if where == "query" else request.headers
             given = {p["name"]: _coerce(source[p["name"]], p["schema"])
                      for p in params if p["name"] in source}
+            if where == "query":
+                _once(source, given)
             if given or required:  # nothing given, nothing required: nothing to check
                 check(validator, given, fast)
             validated[where] = {**defaults, **given}
