@@ -62,8 +62,15 @@ def traced(prepared, log):
             assert tracer.poll() is None, tracer.stderr.read().decode()
             assert time.monotonic() < deadline, "strace did not attach"
             api.session.get(api.url + "/probe_status", timeout=5)
-        # strace keeps writing at its own offset: count from here on.
-        start = len(log.read_bytes())
+        # strace writes a line after the call it traced returns, so the
+        # probes' answers can land after the client has read them: count
+        # from the first moment the log stops growing.
+        start, still = len(log.read_bytes()), 0
+        while still < 3:
+            assert time.monotonic() < deadline, "strace did not go quiet"
+            time.sleep(0.1)
+            size = len(log.read_bytes())
+            still, start = (still + 1, start) if size == start else (0, size)
         users = [api.register(nick("d"), 1000) for _ in range(WRITES // 3)]
         txns = []
         for n in range(WRITES - len(users)):
