@@ -11,11 +11,7 @@ before them, so the check tells them apart. On CrateDB, the tables keep the
 per-request translog, and every table has one shard with a copy on each of
 the two nodes.
 """
-import os
 import re
-import shutil
-import subprocess
-import time
 
 import pytest
 
@@ -23,18 +19,12 @@ from timpe.auth import client
 from timpe.bench.rss import children
 from timpe.topology import private
 
+from tests import tracing
 from tests.e2e.api import Api, nick
 
 WRITES = 12  # registrations and transfers, each acknowledged with a 201
 READS = 8  # balances and transfer states, each a 200
 _LINE = re.compile(r"^(?P<tid>\d+) +(?P<call>.*)$")
-
-
-def strace():
-    found = shutil.which("strace") or ("/usr/bin/strace" if os.path.exists("/usr/bin/strace") else None)
-    if found is None:
-        pytest.fail("strace is not installed: `make test` installs it (apt-get install strace)")
-    return found
 
 
 @pytest.fixture(scope="module", params=["default", "FULL", "NORMAL"])
@@ -50,27 +40,10 @@ def traced(prepared, log):
     """Send WRITES acknowledged writes, then READS reads of them, one at a
     time, to one node's worker under strace; return strace's lines."""
     worker, = children(prepared.topology.pid("app"))
-    command = [strace(), "-f", "-qq", "-y", "-s", "12", "-o", str(log),
-               "-e", "trace=fsync,fdatasync,sendto,sendmsg,write,writev"]
-    for tid in os.listdir(f"/proc/{worker}/task"):
-        command += ["-p", tid]
-    tracer = subprocess.Popen(command, stderr=subprocess.PIPE)
-    try:
-        api = Api(f"http://127.0.0.1:{prepared.ports.app}", key=client.operator_key(prepared.ini))
-        deadline = time.monotonic() + 10
-        while not log.exists() or not log.read_text():  # attached once it logs
-            assert tracer.poll() is None, tracer.stderr.read().decode()
-            assert time.monotonic() < deadline, "strace did not attach"
-            api.session.get(api.url + "/probe_status", timeout=5)
-        # strace writes a line after the call it traced returns, so the
-        # probes' answers can land after the client has read them: count
-        # from the first moment the log stops growing.
-        start, still = len(log.read_bytes()), 0
-        while still < 3:
-            assert time.monotonic() < deadline, "strace did not go quiet"
-            time.sleep(0.1)
-            size = len(log.read_bytes())
-            still, start = (still + 1, start) if size == start else (0, size)
+    api = Api(f"http://127.0.0.1:{prepared.ports.app}", key=client.operator_key(prepared.ini))
+    with tracing.attached(worker, log, ("fsync", "fdatasync", "sendto", "sendmsg", "write",
+                                        "writev"),
+                          lambda: api.session.get(api.url + "/probe_status", timeout=5)) as lines:
         users = [api.register(nick("d"), 1000) for _ in range(WRITES // 3)]
         txns = []
         for n in range(WRITES - len(users)):
@@ -83,17 +56,15 @@ def traced(prepared, log):
                 api.balance(users[n % len(users)])
             else:
                 api.state(txns[n % len(txns)])
-    finally:
-        tracer.terminate()
-        tracer.wait(timeout=10)
-    return log.read_bytes()[start:].decode(errors="replace").splitlines()
+        return lines()
 
 
 def syncs_before_each_answer(lines):
-    """For each answer the worker sent, its status and how many WAL syncs
-    ended since the previous answer (a sync another thread's line
-    interrupts is counted when it resumes)."""
-    answers, synced, pending = [], 0, {}
+    """For each answer the worker sent the test's client, its status and how
+    many WAL syncs ended since the previous one (a sync another thread's
+    line interrupts is counted when it resumes). The client's connection is
+    the one the first 201 went to: HAProxy's health checks come on others."""
+    answers, synced, pending, client = [], 0, {}, None
     for line in lines:
         match = _LINE.match(line)
         if not match:
@@ -107,8 +78,11 @@ def syncs_before_each_answer(lines):
         elif "sync resumed>" in call and pending.pop(tid, False) and call.endswith("= 0"):
             synced += 1
         elif call.startswith(("sendto(", "write(", "writev(", "sendmsg(")) and '"HTTP/1.1 ' in call:
-            answers.append((call.split('"HTTP/1.1 ', 1)[1][:3], synced))
-            synced = 0
+            status, socket = call.split('"HTTP/1.1 ', 1)[1][:3], call.split(",", 1)[0]
+            client = client or (socket if status == "201" else None)
+            if socket == client:
+                answers.append((status, synced))
+                synced = 0
     return answers
 
 
