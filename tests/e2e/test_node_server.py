@@ -1,6 +1,6 @@
 """One app node as `bin/app` and supervisor run it (gunicorn, timpe's gevent
 worker), on a port of its own: keep-alive, the idle timeout, the access log
-only when asked."""
+only when asked, each answer in one write."""
 import socket
 import subprocess
 import sys
@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from timpe.bench import load
+from timpe.bench.rss import children
 from timpe.cli.node import gunicorn_argv
 from timpe.store import store_from_settings
 from timpe.topology import private
+
+from tests import tracing
 
 PROBE = load.request_bytes("GET", "/probe_status", "127.0.0.1")
 
@@ -78,3 +81,24 @@ def test_a_connection_is_kept_alive_and_closed_once_idle(ini):
         assert load.run("127.0.0.1", port, [PROBE] * 5, 5).kinds == {"http 200": 5}
     finally:
         stopped(node)
+
+
+def test_each_answer_goes_out_in_one_write(ini, tmp_path):
+    """Head and body in one system call: one TCP segment, one wake-up of
+    HAProxy. An error's too."""
+    node, port = started(ini, False)
+    asked = [PROBE, load.request_bytes("GET", "/no/such/path", "127.0.0.1")]
+    try:
+        worker, = children(node.pid)
+        with tracing.attached(worker, tmp_path / "strace.log",
+                              ("sendto", "sendmsg", "write", "writev"),
+                              lambda: load.run("127.0.0.1", port, [PROBE], 1), size=4096) as lines:
+            result = load.run("127.0.0.1", port, asked, 1)
+            sent = [line for line in lines() if "<socket:" in line or "<TCP" in line]
+    finally:
+        stopped(node)
+    assert result.kinds == {"http 200": 1, "http 404": 1}
+    assert len(sent) == 2, sent
+    probe, missing = sent
+    assert '"HTTP/1.1 200 ' in probe and r'\r\n\r\nOK", ' in probe, probe
+    assert '"HTTP/1.1 404 ' in missing and '\\"status\\": \\"failed\\"' in missing, missing
