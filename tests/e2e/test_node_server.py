@@ -89,6 +89,7 @@ def test_each_answer_goes_out_in_one_write(ini, tmp_path):
     node, port = started(ini, False)
     asked = [PROBE, load.request_bytes("GET", "/no/such/path", "127.0.0.1")]
     try:
+        assert load.run("127.0.0.1", port, [PROBE], 1).kinds == {"http 200": 1}  # worker up
         worker, = children(node.pid)
         with tracing.attached(worker, tmp_path / "strace.log",
                               ("sendto", "sendmsg", "write", "writev"),
