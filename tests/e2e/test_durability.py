@@ -12,6 +12,7 @@ per-request translog, and every table has one shard with a copy on each of
 the two nodes.
 """
 import re
+import time
 
 import pytest
 
