@@ -680,3 +680,28 @@ def test_holds_posted_and_voided_by_racing_processes_have_one_outcome_each(store
         to_api(10_000 - 100 * posted), 0)
     assert users.find(b)["balance"] == to_api(100 * posted)
     assert audit(store)["problems"] == []
+
+
+def test_crate_reads_a_whole_table_with_an_operators_patience(request, tmp_path):
+    """The audit reads whole tables, which on a grown cluster take longer
+    than a request's statement may wait: such a scan waits as long as an
+    operator's statement, a request's scan no longer than its own timeout."""
+    from timpe.errors import StoreUnavailable
+    spec = crate_spec(request, tmp_path)
+    store = spec.open()
+    store.setup()
+    try:
+        name = f'"{spec.kwargs["schema"]}"."{USERS.name}"'
+        store.sql(f"INSERT INTO {name} (id, nickname, initial_balance, head_seq, timestamp) "
+                  "SELECT 'u' || CAST(n AS TEXT), 'n' || CAST(n AS TEXT), 0, 0, 1 "
+                  "FROM generate_series(1, 50000) AS s(n)")
+        store.refresh(USERS.name)
+        # No request's statement reads 50,000 rows within 20 ms.
+        hurried = CrateStore(**{**spec.kwargs, "timeout": 0.02, "fresh_scans": False})
+        with pytest.raises(StoreUnavailable):
+            hurried.scan(USERS.name, limit=50_000)
+        assert len(hurried.scan(USERS.name)) == 50_000
+        hurried.close()
+    finally:
+        store.drop()
+        store.close()
