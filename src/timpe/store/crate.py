@@ -474,8 +474,8 @@ class CrateStore:
     def scan(self, table_name, where=None, order_by=None, limit=None, after=None, fresh=None):
         if self.fresh_scans if fresh is None else fresh:
             self.refresh(table_name)
-        # A whole table is read only by an operator's command (the audit),
-        # and a grown one takes longer than a request's statement may wait.
+        # A whole table (the audit's read, GET /users with no limit) takes a
+        # grown cluster longer than a statement on one row's path may wait.
         whole = where is None and limit is None and after is None
         return decode(*self._execute(*scan_sql(table(table_name), where, order_by, limit, after),
                                      slow=whole))
