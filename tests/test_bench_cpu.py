@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -39,3 +40,25 @@ def test_the_compilers_settle_only_after_two_low_rounds_running():
     assert not settled([0.6, 0.3, low, high])
     assert not settled([low, high, low])
     assert settled([0.6, high, low, low / 2])
+
+
+def test_supervisord_counts_its_own_cpu_and_other_programs_their_trees():
+    # A parent that idles while its child burns CPU: as a program (a
+    # gunicorn master and its worker) the child's CPU is the program's; as
+    # supervisord, whose children are programs of their own, it is not.
+    burn = "import time\nend = time.process_time() + 5\nwhile time.process_time() < end: pass"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"])
+    try:
+        deadline = time.monotonic() + 30
+        while cpu.tree_cpu_seconds(parent.pid) < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spent = cpu.snapshot({"app": parent.pid, cpu.SUPERVISOR: parent.pid})
+    finally:
+        for pid in cpu.children(parent.pid):
+            os.kill(pid, 9)
+        parent.kill()
+        parent.wait()
+    assert spent["app"] >= 0.5
+    assert spent[cpu.SUPERVISOR] < 0.25
+    assert spent["client"] > 0

@@ -34,11 +34,17 @@ def tree_cpu_seconds(pid):
     return total
 
 
+#: The process that runs every other: its own CPU (copying their logs,
+#: watching them) is counted, not its tree's.
+SUPERVISOR = "supervisord"
+
+
 def snapshot(pids):
     """{name: CPU seconds so far} of each process tree of ``pids`` ({name:
-    pid}, a pid of None left out), and of this process (the load client)
-    as ``client``."""
-    spent = {name: tree_cpu_seconds(pid) for name, pid in pids.items() if pid}
+    pid}, a pid of None left out; supervisord alone), and of this process
+    (the load client) as ``client``."""
+    spent = {name: (cpu_seconds if name == SUPERVISOR else tree_cpu_seconds)(pid)
+             for name, pid in pids.items() if pid}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     spent["client"] = usage.ru_utime + usage.ru_stime
     return spent

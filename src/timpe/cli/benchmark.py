@@ -505,8 +505,9 @@ def local_processes(store):
     names = ["app", "app2", "haproxy"]
     if store == "crate":
         names += [n.name for n in crate.nodes(3)]
-    return lambda: {n: info["pid"] for n, info in topology.processes().items()
-                    if n in names and info["statename"] == "RUNNING"}
+    return lambda: {cpu.SUPERVISOR: topology.supervisord_pid(),
+                    **{n: info["pid"] for n, info in topology.processes().items()
+                       if n in names and info["statename"] == "RUNNING"}}
 
 
 def against_url(args, counts, say):
@@ -545,7 +546,8 @@ def on_own_topology(args, counts, say):
             + "".join(f", {n.name} :{n.http}" for n in running.cluster))
         pids = lambda: {n: running.topology.pid(n) for n in ("app", "app2")}  # noqa: E731
         names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
-        processes = lambda: {n: running.topology.pid(n) for n in names}  # noqa: E731
+        processes = lambda: {cpu.SUPERVISOR: running.topology.supervisord_pid(),  # noqa: E731
+                             **{n: running.topology.pid(n) for n in names}}
         bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency, pids,
                       store=args.store, key=client.operator_key(prepared.ini),
                       processes=processes)
