@@ -31,6 +31,22 @@ def test_u2u_transactions_uniform_and_zipf(topology):
         assert f"{shape} over {users} users: 0 balances differ" in done.stdout
 
 
+def test_u2u_transactions_lists_users_a_page_at_a_time(topology):
+    # Every user once, as a listing of all at once shows them (balances
+    # may move between the two: the topology's recovery runs meanwhile).
+    from timpe.auth import client as auth_client
+    from timpe.cli import u2u
+
+    assert bin_("crate_testdata", "--config", str(topology.ini)).returncode == 0
+    api = u2u.Client(topology.url, 60, auth_client.api_key(topology.ini))
+    whole = api.json("GET", "/users")[1]["data"]
+    paged = u2u.balances(api, page=3)
+    assert len(whole) > 3
+    assert sorted((u["id"], u["nickname"]) for u in paged) == sorted(
+        (u["id"], u["nickname"]) for u in whole)
+    assert all(set(u) >= {"balance", "held"} for u in paged)
+
+
 def test_crash_runs_the_seed_checks(topology):
     bin_("crate_testdata", "--config", str(topology.ini))
     # CrateDB's searches show what the last refresh made visible.

@@ -31,6 +31,8 @@ from timpe.users.services import user_id
 
 DEFAULT_URL = "http://localhost:9100"
 PROCESS_BATCH = 2000
+#: Users a listing request asks for.
+PAGE = 1000
 WORKLOADS = ("hot", "uniform", "zipf")
 ZIPF_USERS = 10_000
 ZIPF_BALANCE = 1000
@@ -144,10 +146,19 @@ def workload_items(args, ids):
     return [(sender, recipient, Decimal("0.01")) for sender, recipient in pairs]
 
 
-def balances(client):
-    response, body = client.json("GET", "/users")
-    response.raise_for_status()
-    return body["data"]
+def balances(client, page=PAGE):
+    """Every user with balance, a page of ``page`` a request: a request for
+    all of a grown store's users (each balance a proven head) can outlast
+    the client's timeout."""
+    users, after = [], None
+    while True:
+        params = {"limit": page} if after is None else {"limit": page, "after": after}
+        response, body = client.json("GET", "/users", params=params)
+        response.raise_for_status()
+        users += body["data"]
+        after = body["next"]
+        if after is None:
+            return users
 
 
 def progress(run, total, stream=sys.stderr, width=40):
