@@ -42,9 +42,11 @@ def test_benchmark_prints_the_figures_and_stops_everything():
             r"after [\d.]+ MB",
             r"RSS app2 ",
             r"largest RSS growth = -?[\d.]+ MB",
-            r"CPU per GET /probe_status: app \d+ us, app2 \d+ us, haproxy \d+ us, "
+            r"CPU per GET /probe_status: supervisord \d+ us, app \d+ us, app2 \d+ us, "
+            r"haproxy \d+ us, "
             r"client \d+ us \(sum \d+ us\)",
-            r"CPU per immediate transfer: app \d+ us, app2 \d+ us, haproxy \d+ us, "
+            r"CPU per immediate transfer: supervisord \d+ us, app \d+ us, app2 \d+ us, "
+            r"haproxy \d+ us, "
             r"client \d+ us \(sum \d+ us\)",
             r"audit: 0 problems, .* in flight 0"):
         assert re.search(figure, out), f"{figure!r} not in:\n{out}"
@@ -63,7 +65,8 @@ def test_benchmark_routes_its_own_topology_as_told():
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert re.search(r"benchmark in \S+: .*, routing one$", out, re.M), out
-    spent = re.search(r"CPU per immediate transfer: app (\d+) us, app2 (\d+) us", out)
+    spent = re.search(r"CPU per immediate transfer: supervisord \d+ us, app (\d+) us, "
+                      r"app2 (\d+) us", out)
     assert int(spent.group(2)) * 5 < int(spent.group(1)), out
     assert "audit: 0 problems" in out and "http 5" not in out
 
@@ -153,7 +156,8 @@ def test_the_workloads_print_each_shape_side_by_side():
         line = re.search(rf"^{shape}: (\d+) transfers/s, p50 [\d.]+ ms, p99 [\d.]+ ms, "
                          r"([\d.]+) store requests and ([\d.]+) lost races per transfer, "
                          r"([\d.]+) rows per request, CPU per transfer app [\d.]+ ms, "
-                         r"app2 [\d.]+ ms, client [\d.]+ ms, haproxy [\d.]+ ms", out, re.M)
+                         r"app2 [\d.]+ ms, client [\d.]+ ms, haproxy [\d.]+ ms, "
+                         r"supervisord [\d.]+ ms", out, re.M)
         assert line, f"{shape} not in:\n{out}"
         # The nodes' /metrics were read: a transfer made store requests.
         assert float(line.group(2)) > 0 and float(line.group(4)) >= 1
