@@ -15,7 +15,8 @@ alternating rounds with GET /probe_status, and reports transfers/s, p50
 and p99, and per transfer: the store requests the app nodes sent and the
 races they lost (read from each node's /metrics before and after), the
 rows or keys per store request, and the CPU each process spent (app nodes,
-each CrateDB node, HAProxy from /proc; the load client from getrusage),
+each CrateDB node, HAProxy and supervisord's own from /proc; the load
+client from getrusage),
 with the share of the store's that its JIT compilers took.
 On CrateDB the store's bulk-insert ceiling is also measured for a few
 seconds right after each shape, and uniform's and zipf's rates are held
