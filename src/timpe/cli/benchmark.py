@@ -501,10 +501,15 @@ def local_processes(store):
     from timpe.topology import crate
     from timpe.topology.instance import Topology
 
-    topology = Topology(SUPERVISORD_CONF, VAR)
     names = ["app", "app2", "haproxy"]
     if store == "crate":
         names += [n.name for n in crate.nodes(3)]
+    return processes_of(Topology(SUPERVISORD_CONF, VAR), names)
+
+
+def processes_of(topology, names):
+    """() -> {program: pid} of ``topology``'s running programs among
+    ``names``, and its supervisord (timpe.bench.cpu.SUPERVISOR)."""
     return lambda: {cpu.SUPERVISOR: topology.supervisord_pid(),
                     **{n: info["pid"] for n, info in topology.processes().items()
                        if n in names and info["statename"] == "RUNNING"}}
@@ -546,8 +551,7 @@ def on_own_topology(args, counts, say):
             + "".join(f", {n.name} :{n.http}" for n in running.cluster))
         pids = lambda: {n: running.topology.pid(n) for n in ("app", "app2")}  # noqa: E731
         names = ("app", "app2", "haproxy", *(n.name for n in running.cluster))
-        processes = lambda: {cpu.SUPERVISOR: running.topology.supervisord_pid(),  # noqa: E731
-                             **{n: running.topology.pid(n) for n in names}}
+        processes = processes_of(running.topology, names)
         bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency, pids,
                       store=args.store, key=client.operator_key(prepared.ini),
                       processes=processes)
