@@ -2,7 +2,11 @@
 process's write before any replica has it, and that primary dies. The
 protocol acts on no such row until it has confirmed it (a write of its own
 on that row, acknowledged: timpe.store.races.confirmed); one that is gone
-by then stops the request (503), and the transfer ends later, once."""
+by then, or that the new primary holds another write in place of (a third
+node took its seq meanwhile: seen live, under a partition), stops the
+request (503), and the transfer ends later, once."""
+import functools
+
 import pytest
 
 from tests.conftest import assert_sound
@@ -23,13 +27,17 @@ class DyingPrimary:
 
     def __init__(self, store):
         self.store, self.unreplicated, self.died = store, [], False
+        self.replacements = []
 
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    def insert_unreplicated(self, table_name, row):
+    def insert_unreplicated(self, table_name, row, then=None):
+        """``then``: the row the new primary holds under that key once this
+        one vanished, another node's write."""
         assert self.store.insert(table_name, row)
         self.unreplicated.append((table_name, _key(table_name, row), None))
+        self.replacements.append((table_name, then))
 
     def update_unreplicated(self, table_name, key, changes):
         before = self.store.get(table_name, key)
@@ -50,7 +58,14 @@ class DyingPrimary:
                                + " AND ".join(f"{c} = ?" for c in pk), key)
             else:
                 self.store.update(table_name, key, before)
+        for table_name, row in self.replacements:
+            if row is not None:
+                # Written, then confirmed by its writer: a version of its own.
+                assert self.store.insert(table_name, row)
+                assert self.store.update(table_name, _key(table_name, row),
+                                         {"timestamp": row["timestamp"]})
         self.unreplicated.clear()
+        self.replacements.clear()
         self.died = True
 
 
@@ -73,12 +88,18 @@ def balances(store, ids):
     return [users.find(ids[name])["balance"] for name in ("a", "b")]
 
 
-def another_node_debits(primary, ids, *txns):
+def debits(store, ids, *txns):
+    """Row 1 of a's ledger, carrying the debits of ``txns``."""
+    row0 = store.get(USER_TRANSACTIONS.name, (ids["a"], 0))
+    return next_row(row0, [(t["id"], -t["amount"]) for t in txns])[0]
+
+
+def another_node_debits(primary, ids, *txns, then=()):
     """Another node's row 1 of a's ledger, carrying the debits of ``txns``,
-    that only the primary holds."""
-    row0 = primary.store.get(USER_TRANSACTIONS.name, (ids["a"], 0))
-    row, _ = next_row(row0, [(t["id"], -t["amount"]) for t in txns])
-    primary.insert_unreplicated(USER_TRANSACTIONS.name, row)
+    that only the primary holds; ``then``: the transfers whose debits a
+    third node's row 1 carries, which the new primary holds instead."""
+    primary.insert_unreplicated(USER_TRANSACTIONS.name, debits(primary.store, ids, *txns),
+                                then=debits(primary.store, ids, *then) if then else None)
 
 
 def test_a_leg_found_in_a_row_that_vanishes_is_not_taken_as_carried(store, ids):
@@ -107,6 +128,52 @@ def test_no_row_goes_after_a_row_that_vanishes(store, ids):
     assert_sound(store)
 
 
+def test_a_leg_found_in_a_row_that_another_write_replaced_is_not_taken_as_carried(
+        store, ids):
+    ours, theirs = claimed(store, ids, 300), claimed(store, ids, 200)
+    primary = DyingPrimary(store)
+    # Our debit in the row we read; once its primary died, theirs in row 1.
+    another_node_debits(primary, ids, ours, then=[theirs])
+    with pytest.raises(RowsLost):
+        TransactionService(primary).complete(ours)
+    assert primary.died
+    assert store.get(TRANSACTIONS.name, (ours["id"],))["state"] == "in progress"
+    TransactionService(store).process()
+    assert balances(store, ids) == [5, 5]
+    assert_sound(store)
+
+
+def test_no_leg_is_carried_again_after_a_head_that_another_write_replaced(store, ids):
+    ours, theirs = claimed(store, ids, 300), claimed(store, ids, 200)
+    primary = DyingPrimary(store)
+    # Our debit not in the row we read; in the row 1 the new primary holds.
+    another_node_debits(primary, ids, theirs, then=[ours])
+    with pytest.raises(RowsLost):
+        TransactionService(primary).complete(ours)
+    assert primary.died
+    assert store.get(USER_TRANSACTIONS.name, (ids["a"], 2)) is None
+    TransactionService(store).process()
+    assert balances(store, ids) == [5, 5]
+    assert_sound(store)
+
+
+def test_what_was_read_with_a_replaced_row_is_read_again(store, ids):
+    """The process kept the rows it read with the one that was replaced:
+    it forgets them, so the transfer's next attempt in the same process
+    looks for its leg in the rows the store keeps."""
+    ours, theirs = claimed(store, ids, 300), claimed(store, ids, 200)
+    primary = DyingPrimary(store)
+    another_node_debits(primary, ids, theirs, then=[ours])
+    service = TransactionService(primary)
+    with pytest.raises(RowsLost):
+        service.complete(ours)
+    assert service.complete(ours)["state"] == "finished"
+    assert store.get(USER_TRANSACTIONS.name, (ids["a"], 2)) is None  # not carried twice
+    TransactionService(store).process()
+    assert balances(store, ids) == [5, 5]
+    assert_sound(store)
+
+
 def test_no_leg_is_carried_from_a_claim_that_vanishes(store, ids):
     txn = TransactionService(store).create(ids["a"], ids["b"], 300)[0]
     primary = DyingPrimary(store)
@@ -128,7 +195,7 @@ def test_a_confirmed_row_is_kept_and_a_vanished_one_is_none(store, ids):
     from timpe.store.races import confirmed
 
     row0 = store.get(USER_TRANSACTIONS.name, (ids["a"], 0))
-    kept = confirmed(store, USER_TRANSACTIONS.name, row0)
+    kept = confirmed(store, USER_TRANSACTIONS.name, row0, same=lambda row: True)
     assert kept["_version"] is None and kept["balance"] == row0["balance"]
     # Confirming changed no column of the row: only its version.
     again = store.get(USER_TRANSACTIONS.name, (ids["a"], 0))
@@ -138,4 +205,21 @@ def test_a_confirmed_row_is_kept_and_a_vanished_one_is_none(store, ids):
     txn = claimed(store, ids, 100)
     another_node_debits(primary, ids, txn)
     vanishing = primary.get(USER_TRANSACTIONS.name, (ids["a"], 1))
-    assert confirmed(primary, USER_TRANSACTIONS.name, vanishing) is None
+    assert confirmed(primary, USER_TRANSACTIONS.name, vanishing, lambda row: True) is None
+
+
+def test_a_row_that_another_write_replaced_is_not_confirmed(store, ids):
+    from timpe.ledger import leg_of, same_write
+    from timpe.store.races import confirmed
+
+    ours, theirs = claimed(store, ids, 100), claimed(store, ids, 200)
+    primary = DyingPrimary(store)
+    another_node_debits(primary, ids, ours, then=[theirs])
+    read = primary.get(USER_TRANSACTIONS.name, (ids["a"], 1))
+    assert confirmed(primary, USER_TRANSACTIONS.name, read,
+                     functools.partial(same_write, read)) is None
+    # The key holds the other write now, which is confirmed as itself.
+    now = store.get(USER_TRANSACTIONS.name, (ids["a"], 1))
+    assert leg_of(now, theirs["id"]) and not leg_of(now, ours["id"])
+    assert confirmed(store, USER_TRANSACTIONS.name, now,
+                     functools.partial(same_write, now))["legs"] == now["legs"]

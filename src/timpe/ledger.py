@@ -113,6 +113,13 @@ def leg_of(row, transaction_id):
 Move = namedtuple("Move", "transaction_id kind amount held", defaults=(0,))
 
 
+def same_write(row, other):
+    """Whether two reads of one key show the same write: rows never
+    change, so legs and running balances tell a row from another written
+    under its key after the first vanished (a write its primary lost)."""
+    return all(row[c] == other[c] for c in ("legs", "balance", "held"))
+
+
 def move(txn_id, amount):
     """A plain debit or credit."""
     return Move(txn_id, DEBIT if amount < 0 else CREDIT, amount)

@@ -47,25 +47,27 @@ def insert_or_read(store, table_name, row):
 CONFIRMS = 20
 
 
-def confirmed(store, table_name, row):
+def confirmed(store, table_name, row, same):
     """``row``, read from the store, once it is sure to be kept; None when
     it is gone (it was a write in flight that its primary lost, or the
-    store was destroyed).
+    store was destroyed), or when what the key holds by then is another
+    write (``same(stored)`` is false): the one read vanished, and the
+    cluster's new primary took a different row under its key.
 
     A compare-and-set of the row at the version read, setting its
     timestamp to what it is, changes nothing but is a write like any other
     (CrateDB replicates it: no update is skipped as a no-op; SQLite bumps
     the version): decided on the primary, which still holds the row, and
     acknowledged once every in-sync copy has it, the row with it. Lost, it
-    was to another process confirming the same row, or the row is gone:
-    read it again and try again.
+    was to another process confirming the same row, or the row is gone or
+    replaced: read it again, and try again while it is the same write.
     """
     key = tuple(row[c] for c in table(table_name).pk)
     for _ in range(CONFIRMS):
         if store.cas(table_name, key, row["_version"], {"timestamp": row["timestamp"]}):
             return {**row, "_version": None}
         row = read_newer(store, table_name, key, row["_version"])
-        if row is None:
+        if row is None or not same(row):
             return None
     raise StoreUnavailable(f"store unavailable: {table_name} {key} could not be confirmed")
 

@@ -18,9 +18,10 @@ balance below zero is carried as ``declined``: the row, which never
 changes, decides for every process that the transfer failed.
 
 A row another process wrote is acted on (a leg found in it settled, a row
-appended after it) only once it is confirmed (timpe.store.races): a get
-may show a write that its primary loses before any replica has it, and a
-leg settled by a row that then vanishes, or a row whose balance starts
+appended after it) only once it is confirmed, as the same write
+(timpe.store.races): a get may show a write that its primary loses before
+any replica has it, and the new primary may take another row at its seq;
+a leg settled by a row that then vanishes, or a row whose balance starts
 from one, would move money that no row records.
 
 The rows kept here are an optimisation, never a rule: any process finds
@@ -36,7 +37,8 @@ import time
 
 from timpe.concurrently import aside
 from timpe.errors import RowsLost, StoreUnavailable
-from timpe.ledger import HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row
+from timpe.ledger import (HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row,
+                          same_write)
 from timpe.store.batching import cooperative_yield
 from timpe.store.races import confirmed, insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS
@@ -317,11 +319,21 @@ class Appender:
         """``row`` once it is sure to be kept: as it is when this process
         wrote it (no ``_version``: its insert was acknowledged) or when it
         is row 0 (the users row's deposit, which whoever finds it missing
-        writes again, the same), else confirmed, and kept so."""
+        writes again, the same), else confirmed, and kept so.
+
+        A row that vanished, or that another write replaced under its key
+        (the cluster's new primary never had it, and took another node's
+        row at that seq), decided nothing: not the legs looked for in it,
+        nor those looked for in the rows read with it, which may be gone
+        too. The process forgets what it kept of the user and raises; the
+        next attempt reads the ledger as the store keeps it."""
         if row.get("_version") is None or row["seq"] == 0:
             return row
-        kept = confirmed(self.store, USER_TRANSACTIONS.name, row)
+        kept = confirmed(self.store, USER_TRANSACTIONS.name, row,
+                         functools.partial(same_write, row))
         if kept is None:
+            self.known.forget(user_id)
+            self._current(user_id, user)
             raise RowsLost(f"store lost rows: ledger of {user_id} lost row {row['seq']}, "
                            "a write its primary never replicated")
         user.rows[row["seq"]] = kept

@@ -202,7 +202,8 @@ class TransactionService:
                            "the id)")
         # The first attempt's row, as read: kept before it is answered as
         # recorded (it may be a write its primary never replicated).
-        kept = confirmed(self.store, TRANSACTIONS.name, earlier)
+        kept = confirmed(self.store, TRANSACTIONS.name, earlier,
+                         lambda row: row["fingerprint"] == print_)
         if kept is None:
             raise RowsLost(f"store lost rows: transaction {earlier['id']!r}, a write its "
                            "primary never replicated")

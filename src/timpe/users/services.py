@@ -69,10 +69,14 @@ class UserService:
         inserted, stored = outcome
         if inserted:
             return True
-        if any(stored[k] != user[k] for k in ("initial_balance", "timestamp")):
+
+        def mine(row):
+            return all(row[k] == user[k] for k in ("initial_balance", "timestamp"))
+
+        if not mine(stored):
             return False
         # Our first attempt, as read: kept before it is answered as registered.
-        if confirmed(self.store, USERS.name, stored) is None:
+        if confirmed(self.store, USERS.name, stored, mine) is None:
             raise RowsLost(f"store lost rows: the registration of {user['nickname']!r}, a "
                            "write its primary never replicated")
         return True
