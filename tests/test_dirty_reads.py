@@ -6,6 +6,7 @@ by then, or that the new primary holds another write in place of (a third
 node took its seq meanwhile: seen live, under a partition), stops the
 request (503), and the transfer ends later, once."""
 import functools
+from decimal import Decimal
 
 import pytest
 
@@ -223,3 +224,48 @@ def test_a_row_that_another_write_replaced_is_not_confirmed(store, ids):
     assert leg_of(now, theirs["id"]) and not leg_of(now, ours["id"])
     assert confirmed(store, USER_TRANSACTIONS.name, now,
                      functools.partial(same_write, now))["legs"] == now["legs"]
+
+
+class StaleCopy:
+    """The real store, the new primary's copy, beside a cut-off primary's
+    copy that serves look-ups of several keys (get_many) for the keys it
+    has rows of its own under (``dirty``): rows the new primary replaced."""
+
+    def __init__(self, store, dirty):
+        self.store, self.dirty = store, {(r["user_id"], r["seq"]): r for r in dirty}
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def get_many(self, table_name, keys):
+        if table_name != USER_TRANSACTIONS.name:
+            return self.store.get_many(table_name, keys)
+        keys = [tuple(k) for k in keys]
+        real = [r for r in self.store.get_many(table_name, [k for k in keys if k not in self.dirty])]
+        return real + [self.dirty[k] for k in keys if k in self.dirty]
+
+
+def test_no_leg_is_carried_again_after_rows_a_dying_primary_showed_below_the_head(store, ids):
+    """The head comes from the new primary, the rows below it from the
+    cut-off one: those rows, which showed the leg not carried, are
+    confirmed as the writes the store keeps before a row goes after them."""
+    ours, *others = [claimed(store, ids, amount) for amount in (300, 100, 50, 20, 10)]
+    row = store.get(USER_TRANSACTIONS.name, (ids["a"], 0))
+    dirty = row
+    stale = []
+    for txn, theirs in ((ours, others[0]), (others[1], others[2]), (others[3], None)):
+        row = next_row(row, [(txn["id"], -txn["amount"])])[0]
+        assert store.insert(USER_TRANSACTIONS.name, row)
+        version = store.get(USER_TRANSACTIONS.name, _key(USER_TRANSACTIONS.name, row))["_version"]
+        assert store.update(USER_TRANSACTIONS.name, _key(USER_TRANSACTIONS.name, row),
+                            {"timestamp": row["timestamp"]})  # its writer confirmed it
+        if theirs is not None:  # what the cut-off primary had at that seq instead
+            dirty = {**next_row(dirty, [(theirs["id"], -theirs["amount"])])[0],
+                     "_version": version}
+            stale.append(dirty)
+    with pytest.raises(RowsLost):
+        TransactionService(StaleCopy(store, stale)).complete(ours)
+    assert store.get(USER_TRANSACTIONS.name, (ids["a"], 4)) is None  # not carried twice
+    TransactionService(store).process()
+    assert balances(store, ids) == [Decimal("5.20"), Decimal("4.80")]
+    assert_sound(store)

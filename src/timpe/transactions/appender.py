@@ -226,7 +226,7 @@ class Appender:
         while True:
             if not checked:
                 head = self._read_ahead(user_id, user, head["seq"] + 1) or head
-            jobs = self._look(user_id, user, jobs, head)
+            jobs, unconfirmed = self._look(user_id, user, jobs, head)
             if not jobs:
                 return
             if any(job.since > head["seq"] + 1 for job in jobs):
@@ -237,6 +237,12 @@ class Appender:
             moves = {}
             for job in jobs:
                 moves.setdefault(job.txn_id, job.move)
+            # The rows that showed the legs not carried, as the same
+            # writes the store keeps: a row a dying primary showed may sit
+            # below a head read from the new one, whose row at that seq
+            # carries a leg.
+            for below in unconfirmed:
+                self._durable(user_id, user, below)
             head = self._durable(user_id, user, head)
             row, _ = next_row(head, list(moves.values())[:MAX_LEGS])
             if self.store.insert(USER_TRANSACTIONS.name, row):
@@ -277,7 +283,8 @@ class Appender:
 
     def _look(self, user_id, user, jobs, head):
         """Settle each job whose leg a row up to ``head`` carries; return the
-        others."""
+        others, and the rows below ``head`` that showed them not carried and
+        that another process wrote (unconfirmed)."""
         rows = user.rows
         missing = sorted({s for job in jobs for s in range(job.checked + 1, head["seq"] + 1)
                           if s not in rows})
@@ -290,7 +297,7 @@ class Appender:
             if gone:
                 raise RowsLost(f"store lost rows: ledger of {user_id} lost row {gone[0]} "
                                "below its head")
-        left = []
+        left, relied = [], {}
         for job in jobs:
             for seq in range(job.checked + 1, head["seq"] + 1):
                 leg = leg_of(rows[seq], job.txn_id)
@@ -298,9 +305,12 @@ class Appender:
                     job.outcome = (self._durable(user_id, user, rows[seq]), leg)
                     break
             else:
+                relied.update((seq, rows[seq]) for seq in range(job.checked + 1, head["seq"]))
                 job.checked = head["seq"]
                 left.append(job)
-        return left
+        # As kept now: a row confirmed for a leg found in it is not again.
+        below = [user.rows.get(seq, row) for seq, row in sorted(relied.items())]
+        return left, [row for row in below if row.get("_version") is not None]
 
     def _head(self, user_id, user, proven=False):
         """(the head, whether it was read just now): a head seen a moment
