@@ -258,3 +258,29 @@ def test_no_leg_is_carried_again_after_rows_a_dying_primary_showed_below_the_hea
     TransactionService(store).process()
     assert balances(store, ids) == [Decimal("5.20"), Decimal("4.80")]
     assert_sound(store)
+
+
+def test_a_retry_is_not_answered_from_another_transfer_under_its_id(store, ids):
+    """A client's retry finds its first attempt's row, shown by a primary
+    that then dies; the new primary holds another request's transfer under
+    that id (another body): the retry is not answered as that transfer."""
+    from timpe.errors import Conflict
+    from timpe.transactions.services import transaction_id
+
+    txn_id = transaction_id(idempotency_key="replaced")
+    service, attempts = TransactionService(store), []
+    for amount in (300, 200):  # rows as each request would write them
+        attempts.append(_stored(service.create(ids["a"], ids["b"], amount, txn_id=txn_id)[0]))
+        store.sql(f"DELETE FROM {TRANSACTIONS.name} WHERE id = ?", (txn_id,))
+    first, then = attempts
+    primary = DyingPrimary(store)
+    primary.insert_unreplicated(TRANSACTIONS.name, first, then=then)
+    with pytest.raises(RowsLost):
+        TransactionService(primary).create(ids["a"], ids["b"], 300, txn_id=txn_id)
+    assert primary.died
+    with pytest.raises(Conflict):
+        TransactionService(store).create(ids["a"], ids["b"], 300, txn_id=txn_id)
+
+
+def _stored(txn):
+    return {c: txn[c] for c in TRANSACTIONS.columns}
