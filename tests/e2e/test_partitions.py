@@ -12,6 +12,10 @@ some order of the transfers, states only move forward), the ledger passes
 the audit (no row missing or doubled, no negative balance, money
 conserved), and no answer was a 5xx other than 503. What each fault got
 is printed (pytest -rA); docs/crate.rst reports it.
+
+Beside them, the store guarantee those rest on, apart from the protocol:
+under the same faults, every insert and compare-and-set CrateDB
+acknowledged is there as written after the heal.
 """
 import os
 import random
@@ -30,6 +34,8 @@ from tests.history import Client, History, answers, check, slowest
 from tests.partitioned import APP, Partitioned
 from tests.topologies import skip_without_crate
 from timpe.audit import audit
+from timpe.errors import StoreUnavailable
+from timpe.store.schema import USER_TRANSACTIONS
 from timpe.topology import routing
 from timpe.topology.instance import Topology, haproxy_stats
 from timpe.topology.private import free_ports
@@ -184,7 +190,6 @@ def _master(state):
     return next((name for name, is_master in state.items() if is_master), None)
 
 
-
 @pytest.fixture
 def haproxy_in_front(partitioned, tmp_path):
     """HAProxy from the project's template, in this namespace, in front of
@@ -258,5 +263,109 @@ def test_an_app_node_cut_from_the_store_takes_no_writes(partitioned, haproxy_in_
     store = running.store()
     try:
         assert audit(store)["problems"] == []
+    finally:
+        store.close()
+
+
+#: Threads writing ledger rows straight to the store in the test below.
+WRITERS = 12
+
+
+class Writes:
+    """``WRITERS`` threads inserting rows of a few users' ledgers if absent
+    (racing for each seq, as both app nodes do) and confirming half of the
+    rows that beat them, as the protocol does; what the store acknowledged:
+    {key: the transaction id written there}."""
+
+    def __init__(self, store, tag):
+        self.store, self.acked, self.counts, self.replaced = store, {}, Counter(), {}
+        self.users = [f"{tag}-{i}" for i in range(4)]
+        self.next_seq = dict.fromkeys(self.users, 0)
+        self.stop = threading.Event()
+        self.threads = run_threads(WRITERS, self.writer)
+
+    def writer(self, index):
+        rnd = random.Random(index)
+        for n in range(10**7):  # bounded; normally ended by ``stop``
+            if self.stop.is_set():
+                return
+            user = rnd.choice(self.users)
+            seq, written = self.next_seq[user], f"{index}-{n}"
+            row = {"user_id": user, "seq": seq, "transaction_id": written, "kind": "debit",
+                   "amount": 0, "balance": 0, "timestamp": n, "legs": "[]", "held": 0}
+            try:
+                if self.store.insert(USER_TRANSACTIONS.name, row):
+                    self._acked(user, seq, written, "insert")
+                else:
+                    found = self.store.get(USER_TRANSACTIONS.name, (user, seq))
+                    if found is None:
+                        continue
+                    if n % 2 and self.store.cas(USER_TRANSACTIONS.name, (user, seq),
+                                                found["_version"],
+                                                {"timestamp": found["timestamp"]}):
+                        self._acked(user, seq, found["transaction_id"], "compare-and-set")
+                self.next_seq[user] = max(self.next_seq[user], seq + 1)
+            except StoreUnavailable:
+                self.counts["unavailable"] += 1
+                time.sleep(0.2)
+
+    def _acked(self, user, seq, written, how):
+        earlier = self.acked.setdefault((user, seq), written)
+        if earlier != written:  # an acknowledged write gone, another in its place
+            self.replaced[user, seq] = (earlier, written)
+        self.counts[how] += 1
+
+    def finish(self):
+        self.stop.set()
+        join_all(self.threads, timeout=120)
+
+    def lost(self):
+        """The acknowledged writes the store does not hold as written."""
+        keys = list(self.acked)
+        held = {}
+        for start in range(0, len(keys), 500):
+            for row in self.store.get_many(USER_TRANSACTIONS.name, keys[start:start + 500]):
+                held[row["user_id"], row["seq"]] = row["transaction_id"]
+        return self.replaced | {key: (written, held.get(key))
+                                for key, written in self.acked.items() if held.get(key) != written}
+
+    def remove(self):
+        """The rows of these users, which are no transfers' (other tests
+        audit the store)."""
+        self.store.refresh(USER_TRANSACTIONS.name)  # a delete finds rows by a search
+        for user in self.users:
+            self.store.sql(f"DELETE FROM {USER_TRANSACTIONS.name} WHERE user_id = ?", [user])
+
+
+@pytest.mark.timeout(1200)
+def test_every_acknowledged_write_is_kept_through_the_faults(partitioned):
+    """The store guarantee the protocol builds on, apart from it: while
+    each fault takes its turn under writes to the ledger table, every
+    insert and compare-and-set the store acknowledged is there as written
+    after the heal (the protocol's confirmations depend on it)."""
+    running, net = partitioned, partitioned.net
+    store = running.store()
+    try:
+        for fault, cut in faults().items():
+            if "slow" in fault or "app node" in fault:
+                continue  # no link to slow here; no app node writes here
+            master, others = master_and_others(running)
+            writes = Writes(store, f"w{random.Random().randrange(10**6)}")
+            try:
+                time.sleep(5)
+                cut(net, master, others)
+                time.sleep(FAULT)
+                net.heal()
+                wait_healthy(running, timeout=300)
+                time.sleep(5)
+            finally:
+                net.heal()
+                writes.finish()
+            lost = writes.lost()
+            writes.remove()
+            print(f"{len(running.nodes)} nodes, {fault} (master {master}): acknowledged "
+                  f"{dict(writes.counts)}")
+            assert writes.counts["insert"] > 0
+            assert lost == {}, fault
     finally:
         store.close()
