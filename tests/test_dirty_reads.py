@@ -230,8 +230,8 @@ class StaleCopy:
         if table_name != USER_TRANSACTIONS.name:
             return self.store.get_many(table_name, keys)
         keys = [tuple(k) for k in keys]
-        real = [r for r in self.store.get_many(table_name, [k for k in keys if k not in self.dirty])]
-        return real + [self.dirty[k] for k in keys if k in self.dirty]
+        return (self.store.get_many(table_name, [k for k in keys if k not in self.dirty])
+                + [self.dirty[k] for k in keys if k in self.dirty])
 
 
 def test_no_leg_is_carried_again_after_rows_a_dying_primary_showed_below_the_head(store, ids):

@@ -297,7 +297,7 @@ class Appender:
             if gone:
                 raise RowsLost(f"store lost rows: ledger of {user_id} lost row {gone[0]} "
                                "below its head")
-        left, relied = [], {}
+        left, lowest = [], head["seq"]
         for job in jobs:
             for seq in range(job.checked + 1, head["seq"] + 1):
                 leg = leg_of(rows[seq], job.txn_id)
@@ -305,11 +305,11 @@ class Appender:
                     job.outcome = (self._durable(user_id, user, rows[seq]), leg)
                     break
             else:
-                relied.update((seq, rows[seq]) for seq in range(job.checked + 1, head["seq"]))
+                lowest = min(lowest, job.checked)
                 job.checked = head["seq"]
                 left.append(job)
         # As kept now: a row confirmed for a leg found in it is not again.
-        below = [user.rows.get(seq, row) for seq, row in sorted(relied.items())]
+        below = (user.rows.get(seq, rows[seq]) for seq in range(lowest + 1, head["seq"]))
         return left, [row for row in below if row.get("_version") is not None]
 
     def _head(self, user_id, user, proven=False):
