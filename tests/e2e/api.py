@@ -15,6 +15,12 @@ def nick(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+#: Seconds a kept-alive connection is reused after its last request: less
+#: than HAProxy's idle keep-alive timeout (its http-request timeout, 10 s),
+#: past which a request sent as HAProxy closes the connection gets no answer.
+IDLE = 5
+
+
 class Api:
     def __init__(self, url, timeout=30, key=None):
         """``key``: the API key every request sends (the tests use the
@@ -26,9 +32,13 @@ class Api:
 
     @property
     def session(self):
-        if not hasattr(self._local, "session"):
-            self._local.session = client.authenticate(requests.Session(), self.key)
-        return self._local.session
+        local, now = self._local, time.monotonic()
+        if not hasattr(local, "session"):
+            local.session = client.authenticate(requests.Session(), self.key)
+        elif now - local.used > IDLE:
+            local.session.close()  # its connections; the next request opens one
+        local.used = now
+        return local.session
 
     def call(self, method, path, **kwargs):
         response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
