@@ -15,9 +15,17 @@ What this adds to gunicorn's pywsgi worker:
   seconds is closed, as gunicorn's default worker does; pywsgi would keep
   it open for ever, holding one of the worker's ``--worker-connections``;
 * no access record is built unless an access log was asked for
-  (timpe.node_logging), as with the default worker.
+  (timpe.node_logging), as with the default worker;
+* the heads of requests, and of CrateDB's answers to the worker, are
+  parsed by timpe.heads, not by the email package: 10 us a head against
+  35, the same result.
 """
+import http.client
+
+from gevent.pywsgi import OldMessage
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+from timpe import heads
 
 
 class Handler(PyWSGIHandler):
@@ -51,6 +59,15 @@ class Handler(PyWSGIHandler):
         finally:
             self.socket.settimeout(None)
 
+    def MessageClass(self, fp, *args):
+        # As pywsgi's own: a line too long is a status its caller answers.
+        try:
+            return heads.parse(fp, OldMessage)
+        except http.client.LineTooLong:
+            message = OldMessage()
+            message.status = "Line too long"
+            return message
+
     def log_request(self):
         if self.server.log.access_log_enabled:
             super().log_request()
@@ -61,4 +78,6 @@ class Worker(GeventPyWSGIWorker):
 
     def init_process(self):
         Handler.idle = float(self.cfg.keepalive)
+        # http.client's responses look the parser up here at each head.
+        http.client.parse_headers = heads.parse
         super().init_process()
