@@ -170,3 +170,28 @@ def test_greenlets_of_one_process_share_transactions_and_every_key_has_one_winne
     for user_id, seq, txn in stored:
         assert seq in seen["won"][int(txn[1:])]
         assert int(txn[1:]) % 8 == int(user_id[1:])
+
+
+def test_a_turn_wakes_its_waiters_as_it_ends():
+    from timpe.store.batching import Turn
+
+    turn = Turn()
+    assert turn.wait(0) and not turn.taken()
+    assert turn.take() and not turn.take()
+    assert turn.wait(0.05) is False  # still taken: timed out
+    woken = []
+    waiter = threading.Thread(target=lambda: woken.append(turn.wait(10)))
+    waiter.start()
+    time.sleep(0.05)
+    assert not woken
+    turn.end()
+    waiter.join(5)
+    assert woken == [True] and not turn.taken()
+    # Taken blocking (held), it wakes them too as it is left.
+    with turn.held():
+        waiter = threading.Thread(target=lambda: woken.append(turn.wait(10)))
+        waiter.start()
+        time.sleep(0.05)
+        assert len(woken) == 1
+    waiter.join(5)
+    assert woken == [True, True] and turn.take()

@@ -39,7 +39,7 @@ from timpe.concurrently import aside
 from timpe.errors import RowsLost, StoreUnavailable
 from timpe.ledger import (HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row,
                           same_write)
-from timpe.store.batching import cooperative_yield
+from timpe.store.batching import Turn, cooperative_yield
 from timpe.store.races import confirmed, insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS
 from timpe.users.known import KnownUsers
@@ -71,12 +71,11 @@ class Job:
 
 
 class _User:
-    __slots__ = ("queue", "lock", "done", "rows", "head", "proven_at", "generation", "lost_at")
+    __slots__ = ("queue", "turn", "rows", "head", "proven_at", "generation", "lost_at")
 
     def __init__(self):
         self.queue = collections.deque()
-        self.lock = threading.Lock()       # held by the leader
-        self.done = threading.Condition()  # its followers wait here
+        self.turn = Turn()  # the leader's; its followers wait for it to end
         self.rows = {}  # seq -> row, the newest TAIL
         self.head, self.proven_at = None, 0.0
         self.generation = 0  # KnownUsers.generation when these were kept
@@ -125,23 +124,18 @@ class Appender:
         job = Job(txn_id, amount, since, kind, held)
         user.queue.append(job)
         while job.outcome is None:
-            if user.lock.acquire(blocking=False):
+            if user.turn.take():
                 try:
                     if job.outcome is None:
                         self._lead(user_id, user)
                 finally:
-                    user.lock.release()
-                    with user.done:
-                        user.done.notify_all()
-                continue
-            with user.done:
-                if job.outcome is None and user.lock.locked():
-                    if not user.done.wait(patience) and give_up is not None and give_up():
-                        if job.outcome is None and job in user.queue:
-                            user.queue.remove(job)
-                            raise StoreUnavailable(
-                                f"store unavailable: the legs ahead of this one for user "
-                                f"{user_id} were not written within {patience:g} s")
+                    user.turn.end()
+            elif not user.turn.wait(patience) and give_up is not None and give_up():
+                if job.outcome is None and job in user.queue:
+                    user.queue.remove(job)
+                    raise StoreUnavailable(
+                        f"store unavailable: the legs ahead of this one for user "
+                        f"{user_id} were not written within {patience:g} s")
         if isinstance(job.outcome, BaseException):
             raise job.outcome
         return job.outcome
@@ -171,7 +165,7 @@ class Appender:
         one's (row, leg)."""
         user = self._user(user_id)
         jobs = [Job(*leg) for leg in legs]
-        with user.lock:
+        with user.turn.held():
             self._carry(user_id, user, list(jobs))
         return [job.outcome for job in jobs]
 
@@ -183,7 +177,7 @@ class Appender:
             user.generation = self.known.generation(user_id)
             if len(users) > USERS:
                 oldest, kept = next(iter(users.items()))
-                if not kept.queue and not kept.lock.locked():
+                if not kept.queue and not kept.turn.taken():
                     del users[oldest]
         else:
             users.move_to_end(user_id)
