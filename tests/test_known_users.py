@@ -111,7 +111,7 @@ def test_a_kept_user_whose_store_was_destroyed_is_unknown(store):
                                "nicknames": []}
 
 
-def test_at_most_size_rows_are_kept_the_oldest_go_first():
+def test_at_most_size_rows_are_kept_the_one_kept_least_lately_goes_first():
     known = KnownUsers(size=3)
     for i in range(4):
         known.keep({"id": f"u{i}"})
@@ -121,6 +121,19 @@ def test_at_most_size_rows_are_kept_the_oldest_go_first():
     assert known.rows(["u1", "u3"]) == {"u1": {"id": "u1"}, "u3": {"id": "u3"}}
     known.keep({"id": "u3", "v": 2})  # kept again: replaced, nothing else goes
     assert len(known) == 3 and known.rows(["u3"])["u3"] == {"id": "u3", "v": 2}
+    known.keep({"id": "u1", "v": 2})  # kept again: now the newest kept
+    known.keep({"id": "u4"})
+    assert known.get("u2") is None and known.get("u1") == {"id": "u1", "v": 2}
+
+
+def test_at_most_size_heads_are_kept_the_one_seen_least_lately_goes_first():
+    known = KnownUsers(size=2)
+    for uid in ("a", "b"):
+        known.keep_head({"user_id": uid, "seq": 1})
+    known.keep_head({"user_id": "a", "seq": 2})  # a newer head of a: the newest kept
+    known.keep_head({"user_id": "c", "seq": 1})
+    assert known.head("b") is None
+    assert known.head("a")["seq"] == 2 and known.head("c")["seq"] == 1
 
 
 def test_two_app_nodes_keep_their_own_rows(store, db_path):

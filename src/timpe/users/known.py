@@ -21,9 +21,11 @@ process's appender takes one seen a moment ago as the head).
 
 import time
 
-#: At most this many rows are kept (the oldest kept goes first): about
-#: 6 MB at this size.
-SIZE = 10_000
+#: At most this many rows are kept (the one kept or seen least lately
+#: goes first): about 12 MB at this size. Above the benchmark's 10,000
+#: zipf users and its others: each row dropped and needed again costs a
+#: look-up of its own (docs/benchmarks.rst).
+SIZE = 20_000
 
 
 class KnownUsers:
@@ -54,7 +56,10 @@ class KnownUsers:
         if kept is not None and kept.get("timestamp") != row.get("timestamp"):
             # Registered again: the store was destroyed and filled under us.
             self.forget(row["id"])
-        if row["id"] not in rows and len(rows) >= self.size:
+            kept = None
+        if kept is not None:
+            del rows[row["id"]]  # kept again: the newest kept
+        elif len(rows) >= self.size:
             del rows[next(iter(rows))]
         rows[row["id"]] = row
 
@@ -71,7 +76,9 @@ class KnownUsers:
                 # never change; the kept one may be known to be durable).
                 kept["_at"] = time.monotonic()
             return
-        if kept is None and len(heads) >= self.size:
+        if kept is not None:
+            del heads[uid]  # a newer one: the newest kept
+        elif len(heads) >= self.size:
             del heads[next(iter(heads))]
         heads[uid] = {**row, "_kept": True, "_at": time.monotonic()}
 
