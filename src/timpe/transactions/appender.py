@@ -27,7 +27,8 @@ from one, would move money that no row records.
 The rows kept here are an optimisation, never a rule: any process finds
 the same rows by key. A head kept longer than ``FRESH`` seconds is proven
 again (timpe.ledger) before a row goes after it, so a store destroyed and
-filled again under the node is noticed.
+filled again under the node is noticed, unless a read of the user's row
+as stored, in the same request, vouched for it (timpe.users.known).
 """
 import collections
 import contextlib
@@ -37,23 +38,28 @@ import time
 
 from timpe.concurrently import aside
 from timpe.errors import RowsLost, StoreUnavailable
-from timpe.ledger import (HINT_STRIDE, MAX_LEGS, Ledger, Move, leg_of, move, next_row,
-                          same_write)
+from timpe.ledger import (HINT_STRIDE, MAX_LEGS, MAX_WINDOW, Ledger, Move, leg_of, move,
+                          next_row, same_write)
 from timpe.store.batching import Turn, cooperative_yield
 from timpe.store.races import confirmed, insert_or_read
 from timpe.store.schema import USER_TRANSACTIONS
-from timpe.users.known import KnownUsers
+from timpe.users.known import SIZE as KNOWN_USERS, KnownUsers
 
 #: Rows of one user kept, the newest: where the legs of transfers under way
 #: are looked for (their claims are a few rows below the head).
 TAIL = 256
-#: Users whose rows are kept (the least recently used goes first).
-USERS = 10_000
-#: Seconds a kept head counts as the head without a look-up.
+#: Users whose rows are kept (the least recently used goes first): as
+#: many as timpe.users.known keeps.
+USERS = KNOWN_USERS
+#: Seconds a kept head counts as the head without a look-up, from when it
+#: was written, read or vouched for.
 FRESH = 1.0
 #: Keys a look-up for a leg's rows asks at once.
 LOOKUP = 200
-#: Seqs read after a row lost to the other node: it may have written more.
+#: Seqs read after a row lost to the other node (it may have written more)
+#: in the first look-up; twice as many in each look-up after one that
+#: found them all taken (a head kept long ago that the other node has
+#: moved far on from), up to timpe.ledger's MAX_WINDOW.
 LOOK_AHEAD = 2
 
 
@@ -262,18 +268,20 @@ class Appender:
         return newest
 
     def _read_ahead(self, user_id, user, seq):
-        """The newest row from ``seq`` on, read LOOK_AHEAD seqs a look-up
-        while they are all taken; None when there is no row at ``seq``."""
-        newest = None
+        """The newest row from ``seq`` on, read in look-ups of LOOK_AHEAD
+        seqs, then twice as many, while they are all taken; None when there
+        is no row at ``seq``."""
+        newest, window = None, LOOK_AHEAD
         while True:
             found = {r["seq"]: r for r in self.store.get_many(
-                USER_TRANSACTIONS.name, [(user_id, seq + i) for i in range(LOOK_AHEAD)])}
+                USER_TRANSACTIONS.name, [(user_id, seq + i) for i in range(window)])}
             start = seq
             while seq in found:
                 newest = self._keep(user, found[seq])
                 seq += 1
-            if seq < start + LOOK_AHEAD:
+            if seq < start + window:
                 return newest
+            window = min(2 * window, MAX_WINDOW)
 
     def _look(self, user_id, user, jobs, head):
         """Settle each job whose leg a row up to ``head`` carries; return the

@@ -226,18 +226,18 @@ class Processor:
         return stored(txn, read_newer(self.store, TRANSACTIONS.name, key, version))
 
 
-def claimable(appender, ledger, sender, recipient, amount, users=None, proven=None):
+def claimable(appender, ledger, sender, recipient, amount, users=None):
     """{id: head} to claim a transfer's legs from: each user's head the
-    process saw a moment ago (a claim only says where a leg is looked for
-    from, and a head that has moved on since costs the look a row or two),
-    else proven, the users that need it in one look-up. The sender's is
-    proven where the one seen does not cover ``amount``: refusing for want
-    of funds is decided on proven heads only. ``users``: {id: users row}
-    at hand; ``proven``: {id: head} proven already."""
-    proven, users = proven or {}, users or {}
-    heads = {uid: proven.get(uid) or appender.fresh_head(uid) for uid in (sender, recipient)}
+    process saw (or had vouched for) a moment ago (a claim only says where
+    a leg is looked for from, and a head that has moved on since costs the
+    look a row or two), else proven, the users that need it in one
+    look-up. The sender's is proven where the one seen does not cover
+    ``amount``: refusing for want of funds is decided on proven heads only.
+    ``users``: {id: users row} at hand."""
+    users = users or {}
+    heads = {uid: appender.fresh_head(uid) for uid in (sender, recipient)}
     need = {uid: users.get(uid) for uid, head in heads.items() if head is None}
-    if sender not in proven and heads[sender] is not None and heads[sender]["balance"] < amount:
+    if heads[sender] is not None and heads[sender]["balance"] < amount:
         need[sender] = users.get(sender)
     if need:
         heads.update(ledger.heads(need))

@@ -151,24 +151,19 @@ class TransactionService:
 
         ledger, known = self.users.ledger, self.users.known
         if claimed:
-            # The heads this process's appender wrote or read a moment ago
-            # will do; the others are proven (timpe.transactions.protocol,
-            # claimable). Kept ones are proven while the users rows are
-            # read, not after: a proof from kept rows needs no users row,
-            # and finds a kept row gone from a store destroyed under the
-            # node (timpe.ledger). The fresh ones are asked again once the
-            # users rows are read: a user registered again drops what was
-            # kept (a read never makes a head fresh).
-            stale = [uid for uid in (sender, recipient) if self.appender.fresh_head(uid) is None]
-            proven = {}
-            if stale and known is not None and all(known.head(uid) for uid in stale):
-                (payer, payee), proven = concurrently.each(
-                    lambda work: work(),
-                    [read_users, lambda: ledger.heads(dict.fromkeys(stale))], width=2)
-            else:
-                payer, payee = read_users()
+            payer, payee = read_users()
+            # The users rows as stored vouch for the heads the process
+            # keeps of them (timpe.users.known, vouch): legs are claimed
+            # and appended from those with no proof by key, however long
+            # ago they were seen (a head the other node has moved on from
+            # costs the insert after it a lost race). A user registered
+            # again dropped what was kept; one never seen, or whose kept
+            # head does not cover the amount, is proven (claimable).
+            if known is not None:
+                known.vouch(sender)
+                known.vouch(recipient)
             heads = claimable(self.appender, ledger, sender, recipient, amount,
-                              {sender: payer, recipient: payee}, proven)
+                              {sender: payer, recipient: payee})
             head = heads[sender]
         else:
             payer, payee = read_users()

@@ -16,7 +16,8 @@ A ledger row may be kept for the same reason: it never changes. The newest
 one seen of a user is where the next head is looked for (timpe.ledger);
 it is marked ``_kept``, so that the ledger asks the store whether it is
 still there before it counts on it, and ``_at``, when it was seen (the
-process's appender takes one seen a moment ago as the head).
+process's appender takes one seen a moment ago as the head), or vouched
+for by the user's row read as stored (``vouch``).
 """
 
 import time
@@ -81,6 +82,17 @@ class KnownUsers:
         elif len(heads) >= self.size:
             del heads[next(iter(heads))]
         heads[uid] = {**row, "_kept": True, "_at": time.monotonic()}
+
+    def vouch(self, uid):
+        """``uid``'s users row was read as stored just now: the store is the
+        one the kept head came from (a store destroyed and filled again
+        holds users registered again, which made the process forget what it
+        kept of them), and rows never change, so the kept head, if any,
+        counts as seen now. It may not be the head any more: the insert
+        after it then loses, and the rows after it are read."""
+        kept = self._heads.get(uid)
+        if kept is not None:
+            kept["_at"] = time.monotonic()
 
     def forget(self, uid):
         """Drop what is kept of ``uid``: the store no longer has it."""
