@@ -8,8 +8,8 @@ client reads them with http.client) goes through it. A head of plain
 instead, into the same message class holding the same (name, value)
 pairs as the email parser makes of it (the value from the first
 non-blank after the colon to the line's end). Any other head (a folded
-line, a line that names no field, a stray CR) goes to the email parser as before, so
-both read every head alike (tests/test_heads.py).
+line, a line that names no field, a stray CR) goes to the email parser
+as before, so both read every head alike (tests/test_heads.py).
 """
 import email.parser
 import http.client

@@ -17,7 +17,7 @@ What this adds to gunicorn's pywsgi worker:
 * no access record is built unless an access log was asked for
   (timpe.node_logging), as with the default worker;
 * the heads of requests, and of CrateDB's answers to the worker, are
-  parsed by timpe.heads, not by the email package: 10 us a head against
+  parsed by timpe.heads, not by the email package: 10 µs a head against
   35, the same result.
 """
 import http.client
