@@ -103,3 +103,24 @@ def test_each_answer_goes_out_in_one_write(ini, tmp_path):
     probe, missing = sent
     assert '"HTTP/1.1 200 ' in probe and r'\r\n\r\nOK", ' in probe, probe
     assert '"HTTP/1.1 404 ' in missing and '\\"status\\": \\"failed\\"' in missing, missing
+
+
+def test_heads_out_of_bounds_are_refused_and_odd_ones_served(ini):
+    """The node's head parser (timpe.heads): too many lines or one too long
+    is a 400, and a head the email parser reads (a folded line, a line
+    naming no field) is served as before."""
+    node, port = started(ini, False)
+
+    def first_line(head):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET /probe_status HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n")
+            return conn.recv(4096).split(b"\r\n")[0]
+    try:
+        assert load.run("127.0.0.1", port, [PROBE], 1).kinds == {"http 200": 1}  # worker up
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(120))
+        assert first_line(many) == b"HTTP/1.1 400 Bad Request"
+        assert first_line(b"X-Long: " + b"a" * 70_000 + b"\r\n") == b"HTTP/1.1 400 Bad Request"
+        assert first_line(b"X-Folded: a\r\n b\r\n") == b"HTTP/1.1 200 OK"
+        assert first_line(b"no field named here\r\n") == b"HTTP/1.1 200 OK"
+    finally:
+        stopped(node)

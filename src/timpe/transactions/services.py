@@ -144,29 +144,19 @@ class TransactionService:
                 return self._replay(earlier, print_), True
         # The users rows as stored, not as kept: a user gone from a store
         # destroyed under the node is unknown, and one registered again in
-        # its place makes the process drop the rows it kept of the old one
-        # (timpe.users.known), whose heads phase 1 would otherwise claim from.
-        def read_users():
-            return self.users.get_many(sender, recipient, kept=False)
-
-        ledger, known = self.users.ledger, self.users.known
+        # its place makes the process drop the rows it kept of the old one.
+        # Read as stored, they vouch for the heads the process keeps
+        # (timpe.users.known): legs are claimed and appended from those
+        # with no proof by key, however long ago they were seen; a user
+        # never seen, or whose kept head does not cover the amount, is
+        # proven (claimable).
+        payer, payee = self.users.get_many(sender, recipient, kept=False)
+        ledger = self.users.ledger
         if claimed:
-            payer, payee = read_users()
-            # The users rows as stored vouch for the heads the process
-            # keeps of them (timpe.users.known, vouch): legs are claimed
-            # and appended from those with no proof by key, however long
-            # ago they were seen (a head the other node has moved on from
-            # costs the insert after it a lost race). A user registered
-            # again dropped what was kept; one never seen, or whose kept
-            # head does not cover the amount, is proven (claimable).
-            if known is not None:
-                known.vouch(sender)
-                known.vouch(recipient)
             heads = claimable(self.appender, ledger, sender, recipient, amount,
                               {sender: payer, recipient: payee})
             head = heads[sender]
         else:
-            payer, payee = read_users()
             head = ledger.covering(sender, amount, payer)
         # Advisory only (the debit re-checks at its seq): refuse what cannot
         # succeed now instead of recording a transfer bound to fail.

@@ -17,7 +17,7 @@ one seen of a user is where the next head is looked for (timpe.ledger);
 it is marked ``_kept``, so that the ledger asks the store whether it is
 still there before it counts on it, and ``_at``, when it was seen (the
 process's appender takes one seen a moment ago as the head), or vouched
-for by the user's row read as stored (``vouch``).
+for by the user's row read as stored (``keep``).
 """
 
 import time
@@ -52,17 +52,28 @@ class KnownUsers:
             return None
 
     def keep(self, row):
-        rows = self._rows
-        kept = rows.get(row["id"])
+        """Keep ``row``, a users row as stored, read (or written) just now.
+
+        It vouches for the head kept of its user: the store is the one that
+        head came from (a store destroyed and filled again holds users
+        registered again, whose other registration time makes the process
+        forget what it kept of them), and rows never change, so the kept
+        head counts as seen now. It may not be the head any more: the insert
+        after it then loses, and the rows after it are read."""
+        rows, uid = self._rows, row["id"]
+        kept = rows.get(uid)
         if kept is not None and kept.get("timestamp") != row.get("timestamp"):
             # Registered again: the store was destroyed and filled under us.
-            self.forget(row["id"])
+            self.forget(uid)
             kept = None
         if kept is not None:
-            del rows[row["id"]]  # kept again: the newest kept
+            del rows[uid]  # kept again: the newest kept
         elif len(rows) >= self.size:
             del rows[next(iter(rows))]
-        rows[row["id"]] = row
+        rows[uid] = row
+        head = self._heads.get(uid)
+        if head is not None:
+            head["_at"] = time.monotonic()
 
     def head(self, uid):
         """The newest ledger row of ``uid`` kept, marked ``_kept``; or None."""
@@ -82,17 +93,6 @@ class KnownUsers:
         elif len(heads) >= self.size:
             del heads[next(iter(heads))]
         heads[uid] = {**row, "_kept": True, "_at": time.monotonic()}
-
-    def vouch(self, uid):
-        """``uid``'s users row was read as stored just now: the store is the
-        one the kept head came from (a store destroyed and filled again
-        holds users registered again, which made the process forget what it
-        kept of them), and rows never change, so the kept head, if any,
-        counts as seen now. It may not be the head any more: the insert
-        after it then loses, and the rows after it are read."""
-        kept = self._heads.get(uid)
-        if kept is not None:
-            kept["_at"] = time.monotonic()
 
     def forget(self, uid):
         """Drop what is kept of ``uid``: the store no longer has it."""
