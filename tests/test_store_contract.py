@@ -18,6 +18,8 @@ import pytest
 
 from tests.processes import race
 
+from timpe.errors import StoreReplaced
+from timpe.store import identity
 from timpe.store.crate import CrateStore
 from timpe.store.races import insert_or_read
 from timpe.store.schema import TABLES, TRANSACTIONS, USER_TRANSACTIONS, USERS
@@ -532,6 +534,45 @@ def test_drop_removes_tables_and_data(store):
     assert store.get(USERS.name, ("u1",)) is None
 
 
+def transfer(tid="t1"):
+    return {"id": tid, "sender": "u1", "recipient": "u2", "amount": 1, "state": "initial",
+            "timestamp": 1, "updated": 1}
+
+
+def stamps(store, name):
+    """The tokens ``name``'s rows carry, as stored."""
+    if store.name == "crate":
+        store.sql(f"REFRESH TABLE {name}")
+    return {row[0] for row in store.sql(f"SELECT store FROM {name}")[1]}
+
+
+def test_each_table_made_carries_a_token_of_its_own_in_every_insert(spec):
+    store = spec.open()
+    store.setup()
+    tokens = [store.tokens.get(name) for name in identity.TABLES]
+    assert all(tokens) and len(set(tokens)) == len(tokens)
+    assert store.insert(TRANSACTIONS.name, transfer())
+    assert store.insert(USER_TRANSACTIONS.name, entry())
+    assert [stamps(store, name) for name in identity.TABLES] == [{t} for t in tokens]
+    # Another process destroys the store and makes it again: every insert
+    # of this one into those tables is refused, and writes nothing.
+    other = spec.open()
+    other.drop()
+    other.setup()
+    assert not {other.tokens.get(name) for name in identity.TABLES} & set(tokens)
+    for name, row in ((TRANSACTIONS.name, transfer()), (USER_TRANSACTIONS.name, entry())):
+        with pytest.raises(StoreReplaced, match=f"table {name} was made again"):
+            store.insert(name, row)
+        assert other.get(name, (row["id"],) if name == TRANSACTIONS.name else ("u1", 0)) is None
+    assert store.insert(USERS.name, user())  # no row of it is written after another
+    # Opened again (a process started over), it reads the new tokens.
+    again = spec.open()
+    assert again.insert(USER_TRANSACTIONS.name, entry())
+    assert stamps(again, USER_TRANSACTIONS.name) == {other.tokens.get(USER_TRANSACTIONS.name)}
+    for opened in (store, other, again):
+        opened.close()
+
+
 def test_sql_returns_columns_and_rows(store):
     store.insert(USERS.name, user())
     columns, rows = store.sql("SELECT id, nickname FROM users WHERE id = ?", ("u1",))
@@ -567,6 +608,9 @@ def test_setup_gives_a_ledger_of_an_earlier_version_its_legs_column(store):
     assert store.setup() == []
     assert store.insert(USER_TRANSACTIONS.name, {**entry(), "legs": '[["t","credit",1,1]]'})
     assert store.get(USER_TRANSACTIONS.name, ("u1", 0))["legs"] == '[["t","credit",1,1]]'
+    # It gains a token too, which its rows from now on carry.
+    token = store.tokens.get(USER_TRANSACTIONS.name)
+    assert token is not None and stamps(store, USER_TRANSACTIONS.name) == {token}
 
 
 # The transactions table before holds: no expires, posted, release_seq.

@@ -60,3 +60,8 @@ class RowsLost(StoreUnavailable):
     """A row the store acknowledged or showed is gone (a store destroyed and
     filled again under the node, or a write it showed before its primary
     died unreplicated): this request cannot go on from what it read."""
+
+
+class StoreReplaced(RowsLost):
+    """An insert the store refused as made for another store: the tables
+    were made again since this process read them (timpe.store.identity)."""

@@ -18,6 +18,9 @@
 -- Replicas: '0-1': an acknowledged ledger row is on both nodes.
 -- Refresh every 10 s, as for transactions: only the first search of a
 -- process for a user's newest row sees it, and a look-up by key corrects it.
+-- store: the token this table was made with ({store}, filled in then),
+-- which every insert carries and no other may (timpe.store.identity); neither indexed
+-- nor in the column store: no query reads it.
 CREATE TABLE IF NOT EXISTS user_transactions (
     row_key TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -28,6 +31,7 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     balance BIGINT NOT NULL,
     "timestamp" BIGINT NOT NULL,
     legs TEXT INDEX OFF,
-    held BIGINT
+    held BIGINT,
+    store TEXT INDEX OFF STORAGE WITH (columnstore = false) CONSTRAINT user_transactions_store CHECK (store = '{store}')
 ) CLUSTERED INTO 1 SHARDS
 WITH (number_of_replicas = '0-1', column_policy = 'strict', refresh_interval = 10000);

@@ -1,3 +1,5 @@
+-- store: the token this table was made with ({store}, filled in then),
+-- which every insert carries and no other may (timpe.store.identity).
 CREATE TABLE IF NOT EXISTS transactions (
     id TEXT PRIMARY KEY,
     sender TEXT NOT NULL,
@@ -13,6 +15,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     expires INTEGER,
     posted INTEGER,
     release_seq INTEGER,
+    store TEXT CONSTRAINT transactions_store CHECK (store = '{store}'),
     version INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 -- /process looks for unfinished work; GET /transactions lists newest first,

@@ -1,3 +1,5 @@
+-- store: the token this table was made with ({store}, filled in then),
+-- which every insert carries and no other may (timpe.store.identity).
 CREATE TABLE IF NOT EXISTS user_transactions (
     user_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -8,6 +10,7 @@ CREATE TABLE IF NOT EXISTS user_transactions (
     timestamp INTEGER NOT NULL,
     legs TEXT,
     held INTEGER,
+    store TEXT CONSTRAINT user_transactions_store CHECK (store = '{store}'),
     version INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (user_id, seq)
 ) WITHOUT ROWID;

@@ -40,7 +40,7 @@ from pyramid.settings import asbool
 from zope.interface import implementer
 
 from timpe.errors import StoreUnavailable
-from timpe.store import mappings
+from timpe.store import identity, mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.sent import Sent
@@ -140,7 +140,7 @@ def _match(columns):
 
 @functools.lru_cache(maxsize=None)
 def insert_sql(tbl, cols):
-    check_columns(tbl, cols)
+    check_columns(tbl, [c for c in cols if c != identity.COLUMN])
     if joined(tbl):
         cols += (KEY_COLUMN,)
     return f"INSERT INTO {quote(tbl.name)} ({_names(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -322,6 +322,7 @@ class CrateStore:
         self.pool_size = int(pool_size)
         self.mappings_dir = mappings_dir
         self._clients, self._pid = None, None
+        self.tokens = identity.Tokens(self._ddl)
         self._batchers, self._batch_pid = {}, None
         self._lock = threading.Lock()
 
@@ -449,7 +450,9 @@ class CrateStore:
     # -- primitives ------------------------------------------------------------
 
     def insert(self, table_name, row):
-        tbl = table(table_name)
+        return self.tokens.insert(table_name, row, functools.partial(self._insert, table(table_name)))
+
+    def _insert(self, tbl, row):
         return self._write(insert_sql(tbl, tuple(row)), insert_params(tbl, row))
 
     def get(self, table_name, key):
@@ -510,7 +513,14 @@ class CrateStore:
         created = mappings.create_tables(self.name, self.mappings_dir, execute, self._tables())
         mappings.add_columns(self.name, execute, lambda tbl: {
             r[0] for r in execute(COLUMNS_SQL, [self.schema or "doc", table(tbl).name])[1]})
+        self.tokens.forget()
         return created
+
+    def _ddl(self):
+        found = self._tables()
+        return {name: self._execute(f"SHOW CREATE TABLE {quote(self.schema or 'doc')}."
+                                    f"{quote(name)}", slow=True)[1][0][0]
+                for name in identity.TABLES if name in found}
 
     def serving(self):
         """(whether every table's primary shards are active, why not or what
@@ -536,6 +546,7 @@ class CrateStore:
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):
             self._execute(*drop_sql(table(name)), slow=True)
+        self.tokens.forget()
 
     def sql(self, statement, params=()):
         columns, rows = self._execute(statement, params, slow=True)

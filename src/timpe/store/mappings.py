@@ -1,6 +1,8 @@
 """Locate and read the DDL files under etc/mappings/<adapter>/."""
 from pathlib import Path
 
+from timpe.store import identity
+
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "etc" / "mappings"
 
 
@@ -23,10 +25,11 @@ def split(text):
 
 def create_tables(adapter, directory, execute, existing):
     """Run every DDL statement of ``adapter`` through ``execute``; return the
-    tables that were not in ``existing`` (the DDL itself is IF NOT EXISTS)."""
+    tables that were not in ``existing`` (the DDL itself is IF NOT EXISTS).
+    A table made here gets a token of its own (timpe.store.identity)."""
     created = []
     for tbl, stmt in statements(adapter, directory):
-        execute(stmt)
+        execute(identity.fresh(stmt))
         if tbl not in existing and tbl not in created:
             created.append(tbl)
     return created
@@ -46,11 +49,17 @@ ADDED = {
     ("transactions", "posted"): {"sqlite": "INTEGER", "crate": "BIGINT"},
     ("transactions", "release_seq"): {"sqlite": "INTEGER", "crate": "BIGINT"},
     ("users", "key_hash"): {"sqlite": "TEXT", "crate": "TEXT INDEX OFF"},
+    **{(tbl, identity.COLUMN): {
+        "sqlite": f"TEXT CONSTRAINT {identity.constraint(tbl)} "
+                  f"CHECK (store = '{identity.PLACEHOLDER}')",
+        "crate": "TEXT INDEX OFF STORAGE WITH (columnstore = false) CONSTRAINT "
+                 f"{identity.constraint(tbl)} CHECK (store = '{identity.PLACEHOLDER}')",
+    } for tbl in identity.TABLES},
 }
 
 
 def add_columns_sql(adapter, tbl, column):
-    return f"ALTER TABLE {tbl} ADD COLUMN {column} {ADDED[(tbl, column)][adapter]}"
+    return identity.fresh(f"ALTER TABLE {tbl} ADD COLUMN {column} {ADDED[(tbl, column)][adapter]}")
 
 
 def add_columns(adapter, execute, columns):

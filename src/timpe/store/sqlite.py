@@ -16,7 +16,7 @@ from pathlib import Path
 from zope.interface import implementer
 
 from timpe.errors import StoreUnavailable
-from timpe.store import mappings
+from timpe.store import identity, mappings
 from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.sent import Sent
@@ -156,6 +156,7 @@ class SQLiteStore:
         self.mappings_dir = mappings_dir
         self.checkpoint_every = int(checkpoint_every)
         self._conn, self._pid = None, None
+        self.tokens = identity.Tokens(self._ddl)
         self._writer, self._writer_pid = None, None
         self._writes, self._next_checkpoint = 0, self.checkpoint_every
         self._checkpointing = False
@@ -335,6 +336,9 @@ class SQLiteStore:
     # -- primitives ----------------------------------------------------------
 
     def insert(self, table_name, row):
+        return self.tokens.insert(table_name, row, functools.partial(self._insert, table_name))
+
+    def _insert(self, table_name, row):
         cols = tuple(row)
         return bool(self._write(insert_sql(table_name, cols), [row[c] for c in cols]))
 
@@ -398,7 +402,11 @@ class SQLiteStore:
         created = mappings.create_tables(self.name, self.mappings_dir, self._execute, existing)
         mappings.add_columns(self.name, self._execute, lambda tbl: {
             r[1] for r in self._execute(f"PRAGMA table_info({table(tbl).name})")})
+        self.tokens.forget()
         return created
+
+    def _ddl(self):
+        return dict(self._execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
 
     def serving(self):
         """A file is there to serve as soon as its tables are."""
@@ -407,6 +415,7 @@ class SQLiteStore:
     def drop(self):
         for name in mappings.tables(self.name, self.mappings_dir):
             self._execute(f"DROP TABLE IF EXISTS {table(name).name}")
+        self.tokens.forget()
 
     def sql(self, statement, params=()):
         rows, columns = self._execute(statement, params, describe=True)
@@ -475,7 +484,7 @@ def _own_error(exc):
 @functools.lru_cache(maxsize=None)
 def insert_sql(table_name, cols):
     tbl = table(table_name)
-    check_columns(tbl, cols)
+    check_columns(tbl, [c for c in cols if c != identity.COLUMN])
     return (f"INSERT INTO {tbl.name} ({', '.join(cols)}) "
             f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING RETURNING 1")
 

@@ -25,10 +25,11 @@ a leg settled by a row that then vanishes, or a row whose balance starts
 from one, would move money that no row records.
 
 The rows kept here are an optimisation, never a rule: any process finds
-the same rows by key. A head kept longer than ``FRESH`` seconds is proven
-again (timpe.ledger) before a row goes after it, so a store destroyed and
-filled again under the node is noticed, unless a read of the user's row
-as stored, in the same request, vouched for it (timpe.users.known).
+the same rows by key. A kept head, however old, is a row of the store
+the process writes to (every insert carries the store's token, which a
+store made again refuses: timpe.store.identity), and rows never change:
+where another process has appended since, the insert after it loses and
+the rows after it are read.
 """
 import collections
 import contextlib
@@ -51,9 +52,9 @@ TAIL = 256
 #: Users whose rows are kept (the least recently used goes first): as
 #: many as timpe.users.known keeps.
 USERS = KNOWN_USERS
-#: Seconds a kept head counts as the head without a look-up, from when it
-#: was written, read or vouched for.
-FRESH = 1.0
+#: Seconds after a row of a user lost its seq during which the seqs after
+#: the user's kept head are looked up before a row goes after it.
+LOST_LATELY = 1.0
 #: Keys a look-up for a leg's rows asks at once.
 LOOKUP = 200
 #: Seqs read after a row lost to the other node (it may have written more)
@@ -77,15 +78,15 @@ class Job:
 
 
 class _User:
-    __slots__ = ("queue", "turn", "rows", "head", "proven_at", "generation", "lost_at")
+    __slots__ = ("queue", "turn", "rows", "head", "generation", "lost_at")
 
     def __init__(self):
         self.queue = collections.deque()
         self.turn = Turn()  # the leader's; its followers wait for it to end
         self.rows = {}  # seq -> row, the newest TAIL
-        self.head, self.proven_at = None, 0.0
+        self.head = None
         self.generation = 0  # KnownUsers.generation when these were kept
-        self.lost_at = -FRESH  # when a row of this user last lost its seq
+        self.lost_at = -LOST_LATELY  # when a row of this user last lost its seq
 
 
 class Appender:
@@ -146,24 +147,20 @@ class Appender:
             raise job.outcome
         return job.outcome
 
-    def fresh_head(self, user_id):
-        """The head kept of ``user_id`` while it is fresh (written or read
-        within FRESH seconds), else None: a row that exists, near the head,
-        with no round trip."""
-        return self._fresh(user_id, self._users.get(user_id))
+    def kept_head(self, user_id):
+        """The newest row of ``user_id`` the process keeps, else None: a row
+        that exists, near the head, with no round trip."""
+        return self._kept(user_id, self._users.get(user_id))
 
-    def _fresh(self, user_id, user):
+    def _kept(self, user_id, user):
         """The newest row of ``user_id`` that this appender (``user``, if
-        any) or a request of this process saw within FRESH seconds, or None."""
-        now, kept = time.monotonic(), self.known.head(user_id)
+        any) or a request of this process saw, or None."""
+        kept = self.known.head(user_id)
         if user is not None:
             self._current(user_id, user)
-            if user.head is not None and now - user.proven_at < FRESH and (
-                    kept is None or kept["seq"] <= user.head["seq"]):
+            if user.head is not None and (kept is None or kept["seq"] <= user.head["seq"]):
                 return user.head
-        if kept is not None and now - kept["_at"] < FRESH:
-            return kept
-        return None
+        return kept
 
     def append_many(self, user_id, legs):
         """Carry ``legs`` ([(transaction id, signed amount, since[, kind,
@@ -222,7 +219,7 @@ class Appender:
         # A user whose row this process lost lately is one the other node
         # writes to as well: a look-up of the seqs after the kept head costs
         # less than the next insert lost, and its read of the winner.
-        checked = checked or time.monotonic() - user.lost_at > FRESH
+        checked = checked or time.monotonic() - user.lost_at > LOST_LATELY
         while True:
             if not checked:
                 head = self._read_ahead(user_id, user, head["seq"] + 1) or head
@@ -315,14 +312,13 @@ class Appender:
         return left, [row for row in below if row.get("_version") is not None]
 
     def _head(self, user_id, user, proven=False):
-        """(the head, whether it was read just now): a head seen a moment
-        ago (unless ``proven`` is asked for), else the head proven by key.
-        A proof that finds the kept row gone (a store destroyed and filled
-        again) makes the process forget the user, and this its rows."""
-        fresh = None if proven else self._fresh(user_id, user)
-        if fresh is not None:
-            # Kept as seen: its age, not this look, says when to prove it.
-            return (fresh if fresh is user.head else self._keep(user, fresh)), False
+        """(the head, whether it was read just now): the head kept (unless
+        ``proven`` is asked for), else the head proven by key. A proof that
+        finds the kept row gone (a write its primary never replicated)
+        makes the process forget the user, and this its rows."""
+        kept = None if proven else self._kept(user_id, user)
+        if kept is not None:
+            return (kept if kept is user.head else self._keep(user, kept)), False
         head = Ledger(self.store, self.known).head(user_id)
         self._current(user_id, user)
         return self._keep(user, head), True
@@ -354,15 +350,13 @@ class Appender:
         return kept
 
     def _keep(self, user, row):
-        """Keep ``row``, read or written just now (or when a kept row of the
-        process says, ``_at``); return the head kept."""
-        at = row.get("_at") or time.monotonic()
+        """Keep ``row``, read or written; return the head kept."""
         held = user.rows.get(row["seq"])
         if held is not None and held.get("_version") is None:
             row = held  # the same row (rows never change), already durable
         user.rows[row["seq"]] = row
         if user.head is None or row["seq"] >= user.head["seq"]:
-            user.head, user.proven_at = row, at
+            user.head = row
             self.known.keep_head(row)
             # The rows kept first go first: mostly the lowest seqs, and a
             # row dropped too soon is read again if ever needed.

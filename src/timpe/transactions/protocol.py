@@ -228,14 +228,14 @@ class Processor:
 
 def claimable(appender, ledger, sender, recipient, amount, users=None):
     """{id: head} to claim a transfer's legs from: each user's head the
-    process saw (or had vouched for) a moment ago (a claim only says where
-    a leg is looked for from, and a head that has moved on since costs the
-    look a row or two), else proven, the users that need it in one
-    look-up. The sender's is proven where the one seen does not cover
-    ``amount``: refusing for want of funds is decided on proven heads only.
-    ``users``: {id: users row} at hand."""
+    process keeps (a claim only says where a leg is looked for from, and a
+    head that has moved on since costs the look a row or two), else
+    proven, the users that need it in one look-up. The sender's is proven
+    where the one kept does not cover ``amount``: refusing for want of
+    funds is decided on proven heads only. ``users``: {id: users row} at
+    hand."""
     users = users or {}
-    heads = {uid: appender.fresh_head(uid) for uid in (sender, recipient)}
+    heads = {uid: appender.kept_head(uid) for uid in (sender, recipient)}
     need = {uid: users.get(uid) for uid, head in heads.items() if head is None}
     if heads[sender] is not None and heads[sender]["balance"] < amount:
         need[sender] = users.get(sender)

@@ -142,15 +142,13 @@ class TransactionService:
             earlier = self.store.get(TRANSACTIONS.name, (txn_id,))
             if earlier is not None:
                 return self._replay(earlier, print_), True
-        # The users rows as stored, not as kept: a user gone from a store
-        # destroyed under the node is unknown, and one registered again in
-        # its place makes the process drop the rows it kept of the old one.
-        # Read as stored, they vouch for the heads the process keeps
-        # (timpe.users.known): legs are claimed and appended from those
-        # with no proof by key, however long ago they were seen; a user
-        # never seen, or whose kept head does not cover the amount, is
-        # proven (claimable).
-        payer, payee = self.users.get_many(sender, recipient, kept=False)
+        # The users rows as kept, read only where the process has none: a
+        # user is never removed, and the store is the one they were read
+        # from (the insert below carries its token, timpe.store.identity).
+        # Legs are claimed and appended from the heads the process keeps,
+        # with no proof by key; a user whose head it keeps none of, or
+        # whose kept head does not cover the amount, is proven (claimable).
+        payer, payee = self.users.get_many(sender, recipient)
         ledger = self.users.ledger
         if claimed:
             heads = claimable(self.appender, ledger, sender, recipient, amount,

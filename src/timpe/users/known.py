@@ -6,21 +6,21 @@ removed (no request deletes one), and the one field that changes is
 ``head_seq``, a hint that may lag (timpe.ledger). A kept row whose hint
 lags costs a wider look-ahead; its stale version token makes the hint's
 compare-and-set fail once, after which the ledger reads the row again and
-keeps that. A store destroyed under running nodes (bin/crate_cleanup) is
-caught: a transfer's phase 1 reads both users rows as stored, and a user
-registered again (another registration time) makes the process drop all
-it kept of the old one (``generation``), its appender's rows included; a
-hint whose ledger row is gone makes the ledger read the users row again.
+keeps that.
 
 A ledger row may be kept for the same reason: it never changes. The newest
-one seen of a user is where the next head is looked for (timpe.ledger);
-it is marked ``_kept``, so that the ledger asks the store whether it is
-still there before it counts on it, and ``_at``, when it was seen (the
-process's appender takes one seen a moment ago as the head), or vouched
-for by the user's row read as stored (``keep``).
-"""
+one seen of a user is where the next head is looked for (timpe.ledger),
+and where the process's appender appends after (a head that has moved on
+since costs a lost insert); it is marked ``_kept``, so that a balance read
+asks the store whether it is still there before it counts on it.
 
-import time
+What is kept is of the store the process writes to: a store destroyed
+and made again under running nodes (bin/crate_cleanup) refuses the
+process's first insert (timpe.store.identity), and the process starts
+over. A user seen registered again (another registration time) makes the
+process drop what it kept of the old one (``generation``), its
+appender's rows included.
+"""
 
 #: At most this many rows are kept (the one kept or seen least lately
 #: goes first): about 12 MB at this size. Above the benchmark's 10,000
@@ -52,14 +52,7 @@ class KnownUsers:
             return None
 
     def keep(self, row):
-        """Keep ``row``, a users row as stored, read (or written) just now.
-
-        It vouches for the head kept of its user: the store is the one that
-        head came from (a store destroyed and filled again holds users
-        registered again, whose other registration time makes the process
-        forget what it kept of them), and rows never change, so the kept
-        head counts as seen now. It may not be the head any more: the insert
-        after it then loses, and the rows after it are read."""
+        """Keep ``row``, a users row as stored, read (or written) just now."""
         rows, uid = self._rows, row["id"]
         kept = rows.get(uid)
         if kept is not None and kept.get("timestamp") != row.get("timestamp"):
@@ -71,9 +64,6 @@ class KnownUsers:
         elif len(rows) >= self.size:
             del rows[next(iter(rows))]
         rows[uid] = row
-        head = self._heads.get(uid)
-        if head is not None:
-            head["_at"] = time.monotonic()
 
     def head(self, uid):
         """The newest ledger row of ``uid`` kept, marked ``_kept``; or None."""
@@ -83,16 +73,12 @@ class KnownUsers:
         heads, uid = self._heads, row["user_id"]
         kept = heads.get(uid)
         if kept is not None and kept["seq"] >= row["seq"]:
-            if kept["seq"] == row["seq"]:
-                # Seen again as the newest: fresh again, and as kept (rows
-                # never change; the kept one may be known to be durable).
-                kept["_at"] = time.monotonic()
-            return
+            return  # as kept: rows never change, and the kept one may be known durable
         if kept is not None:
             del heads[uid]  # a newer one: the newest kept
         elif len(heads) >= self.size:
             del heads[next(iter(heads))]
-        heads[uid] = {**row, "_kept": True, "_at": time.monotonic()}
+        heads[uid] = {**row, "_kept": True}
 
     def forget(self, uid):
         """Drop what is kept of ``uid``: the store no longer has it."""

@@ -85,11 +85,11 @@ class UserService:
         """The stored user row, or NotFound."""
         return self.get_many(uid)[0]
 
-    def get_many(self, *uids, kept=True):
+    def get_many(self, *uids):
         """The users rows of ``uids``, in one round trip at most; NotFound
-        names the first that does not exist. ``kept``: rows the process
-        keeps will do (a stale hint merely lags); else they are read."""
-        found = self.known.rows(uids) if kept and self.known is not None else None
+        names the first that does not exist. Rows the process keeps will do
+        (a stale hint merely lags); else they are read."""
+        found = self.known.rows(uids) if self.known is not None else None
         read = found is None
         if read:
             keys = [(uid,) for uid in uids if isinstance(uid, str)]
