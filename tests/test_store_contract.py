@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
 from tests.processes import race
 
 from timpe.errors import StoreReplaced
-from timpe.store import identity
+from timpe.store import identity, paging
 from timpe.store.crate import CrateStore
 from timpe.store.races import insert_or_read
 from timpe.store.schema import TABLES, TRANSACTIONS, USER_TRANSACTIONS, USERS
@@ -507,6 +508,20 @@ def test_scan_after_a_row_pages_by_keyset(three):
         three.scan(TRANSACTIONS.name, after={"id": "t1"})  # no order to be after in
     with pytest.raises(ValueError):
         three.scan(TRANSACTIONS.name, order_by=order, after={"id": "t1"})
+
+
+@pytest.mark.parametrize("page", [1, 2, 3, 4])
+def test_every_row_comes_a_page_at_a_time_in_order(store, page):
+    for user_id in ("u1", "u2"):
+        for seq in range(3):
+            store.insert(USER_TRANSACTIONS.name, entry(user_id, seq))
+    scans = []
+    counted = lambda *args, **kwargs: scans.append(kwargs) or store.scan(*args, **kwargs)  # noqa
+    rows = list(paging.every(SimpleNamespace(scan=counted), USER_TRANSACTIONS.name,
+                             ("user_id", "seq"), page))
+    assert [(r["user_id"], r["seq"]) for r in rows] == [
+        (u, s) for u in ("u1", "u2") for s in range(3)]
+    assert len(scans) == 6 // page + 1 and all(k["limit"] == page for k in scans)
 
 
 def test_scan_refuses_what_is_not_in_the_schema(three):

@@ -7,6 +7,7 @@ tables with scans: run it on a quiescent store (after /process).
 from collections import defaultdict
 
 from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, HOLD, POST, VOID, legs as legs_of
+from timpe.store.paging import every
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS, USERS
 from timpe.transactions.protocol import (
     FAILED, FINISHED, HELD, POSTING, TERMINAL, VOIDED, VOIDING, is_hold,
@@ -28,10 +29,10 @@ def audit(store, require_terminal=True):
     "held_total", "in_flight"}. Open holds are money too: balances plus
     held plus what is in flight make the initial balances."""
     problems = []
-    users = {u["id"]: u for u in store.scan(USERS.name)}
-    txns = {t["id"]: t for t in store.scan(TRANSACTIONS.name)}
+    users = {u["id"]: u for u in every(store, USERS.name, "id")}
+    txns = {t["id"]: t for t in every(store, TRANSACTIONS.name, "id")}
     ledgers = defaultdict(list)
-    for row in store.scan(USER_TRANSACTIONS.name, order_by=("user_id", "seq")):
+    for row in every(store, USER_TRANSACTIONS.name, ("user_id", "seq")):
         ledgers[row["user_id"]].append(row)
 
     legs = defaultdict(list)  # transaction id -> its legs, as (user id, Leg, held added)

@@ -31,6 +31,18 @@ _CHECK = re.compile(r"""CHECK\s*\(\s*"?store"?\s*=\s*'([0-9a-f]+)'\s*\)""", re.I
 
 _callbacks = []
 
+# Which process this is, as forks counted (os.getpid() is a system call,
+# and an insert asks).
+_forks = 0
+
+
+def _forked():
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 def fresh(statement):
     """``statement`` (DDL) with a new token where it has the placeholder."""
@@ -76,17 +88,17 @@ class Tokens:
 
     def __init__(self, read):
         self._read = read
-        self._tokens, self._pid = {}, None
+        self._tokens, self._read_in = {}, None
 
     def get(self, table_name):
-        if self._pid != os.getpid():
+        if self._read_in != _forks:
             self._tokens = {name: token(ddl) for name, ddl in self._read().items()}
-            self._pid = os.getpid()
+            self._read_in = _forks
         return self._tokens.get(table_name)
 
     def forget(self):
         """Read them again: this process made the tables itself (setup)."""
-        self._pid = None
+        self._read_in = None
 
     def insert(self, table_name, row, write):
         """``write(row)``, with ``row`` carrying its table's token where the

@@ -10,6 +10,7 @@ form's), so the rows to write are fixed once the nodes run this version:
 the setup writes them once, and re-running it writes nothing new.
 """
 from timpe.errors import BadRequest
+from timpe.store.paging import every
 from timpe.store.schema import NICKNAMES, USERS
 from timpe.users.nicknames import prepare
 from timpe.users.services import user_id
@@ -24,21 +25,17 @@ def reserve(store):
     refresh = getattr(store, "refresh", None)
     if refresh is not None:  # a search must see every user: CrateDB refreshes first
         refresh(USERS.name)
-    written, after = 0, None
-    while True:
-        page = store.scan(USERS.name, order_by="id", limit=PAGE, after=after)
-        for user in page:
-            try:
-                prepared = prepare(user["nickname"])
-            except BadRequest:  # refused now: nobody can register a look-alike of it
-                continue
-            reserved = user_id(prepared)
-            if reserved != user["id"]:
-                written += store.insert(NICKNAMES.name, {
-                    "id": reserved, "user_id": user["id"], "nickname": prepared})
-        if len(page) < PAGE:
-            return written
-        after = page[-1]
+    written = 0
+    for user in every(store, USERS.name, "id", PAGE):
+        try:
+            prepared = prepare(user["nickname"])
+        except BadRequest:  # refused now: nobody can register a look-alike of it
+            continue
+        reserved = user_id(prepared)
+        if reserved != user["id"]:
+            written += store.insert(NICKNAMES.name, {
+                "id": reserved, "user_id": user["id"], "nickname": prepared})
+    return written
 
 
 def setup(store):
