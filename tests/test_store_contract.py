@@ -588,6 +588,18 @@ def test_each_table_made_carries_a_token_of_its_own_in_every_insert(spec):
         opened.close()
 
 
+def test_a_process_opened_before_the_setup_stamps_its_inserts_after_it(spec):
+    early = spec.open()
+    with pytest.raises(Exception):  # no table yet
+        early.insert(USER_TRANSACTIONS.name, entry())
+    other = spec.open()
+    other.setup()
+    assert early.insert(USER_TRANSACTIONS.name, entry())
+    assert stamps(other, USER_TRANSACTIONS.name) == {other.tokens.get(USER_TRANSACTIONS.name)}
+    for opened in (early, other):
+        opened.close()
+
+
 def test_sql_returns_columns_and_rows(store):
     store.insert(USERS.name, user())
     columns, rows = store.sql("SELECT id, nickname FROM users WHERE id = ?", ("u1",))

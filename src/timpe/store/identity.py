@@ -21,6 +21,8 @@ import os
 import re
 import secrets
 
+from timpe.errors import StoreReplaced
+
 #: The tables whose inserts carry the token, and the column that holds it.
 TABLES = ("transactions", "user_transactions")
 COLUMN = "store"
@@ -74,8 +76,6 @@ def when_replaced(callback):
 
 def replaced(table_name):
     """The error for an insert ``table_name`` refused; the process is told."""
-    from timpe.errors import StoreReplaced
-
     for callback in _callbacks:
         callback()
     return StoreReplaced(f"store replaced: table {table_name} was made again since this "
@@ -91,7 +91,9 @@ class Tokens:
         self._tokens, self._read_in = {}, None
 
     def get(self, table_name):
-        if self._read_in != _forks:
+        # A table not there yet (a node up before the store's setup) is
+        # looked for again: its token, once made, holds for the process.
+        if self._read_in != _forks or table_name not in self._tokens:
             self._tokens = {name: token(ddl) for name, ddl in self._read().items()}
             self._read_in = _forks
         return self._tokens.get(table_name)
