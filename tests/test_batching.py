@@ -195,3 +195,52 @@ def test_a_turn_wakes_its_waiters_as_it_ends():
         assert len(woken) == 1
     waiter.join(5)
     assert woken == [True, True] and turn.take()
+
+
+_TRICKLE = r"""
+from gevent import monkey; monkey.patch_all()
+import json, sys, time, gevent
+from timpe.store.batching import Batcher
+linger, every, count = json.loads(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+sizes = []
+def run(batch):
+    sizes.append(len(batch))
+    gevent.sleep(0.002)  # a round trip
+    for job in batch:
+        job.outcome = job.params
+queue = Batcher(run, linger and tuple(linger))
+def writer(i):
+    gevent.sleep(i * every)  # one arrives every ``every`` seconds
+    return queue.submit("w", i)
+jobs = [gevent.spawn(writer, i) for i in range(count)]
+gevent.joinall(jobs, raise_error=True)
+assert [j.value for j in jobs] == list(range(count))
+started = time.monotonic()
+queue.submit("alone", 0)
+print(json.dumps({"sizes": sizes, "alone": time.monotonic() - started}))
+"""
+
+
+def _trickle(linger, every, count):
+    out = subprocess.run([sys.executable, "-c", _TRICKLE, json.dumps(linger), str(every),
+                          str(count)], capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def test_a_leader_that_lingers_sends_what_keeps_arriving_in_one_batch():
+    # 30 statements, one every 0.3 ms: without lingering the first goes
+    # alone and the rest in the batches that queue behind each round trip.
+    alone = _trickle(None, 0.0003, 30)
+    lingered = _trickle([0.003, 1.0], 0.0003, 30)
+    assert sum(alone["sizes"]) == sum(lingered["sizes"]) == 31
+    assert alone["sizes"][0] == 1 and len(alone["sizes"]) >= 3
+    assert lingered["sizes"][0] >= 25 and len(lingered["sizes"]) < len(alone["sizes"])
+    # Nothing more arriving, a statement waits a pause, not the most.
+    assert lingered["alone"] < 0.5
+
+
+def test_a_leader_lingers_no_longer_than_the_most_however_much_arrives():
+    # One every 2 ms for 0.6 s, pauses of 5 ms, 30 ms at most: many batches.
+    seen = _trickle([0.005, 0.03], 0.002, 300)
+    assert sum(seen["sizes"]) == 301
+    assert len(seen["sizes"]) >= 6 and max(seen["sizes"]) < 150

@@ -207,6 +207,13 @@ def test_selected_by_dotted_name_with_every_host():
     assert (store.schema, store.fresh_scans) == ("timpe", True)
 
 
+def test_batches_linger_a_few_milliseconds_unless_the_settings_say_none():
+    store = store_from_settings(SETTINGS)
+    assert store.linger == (0.0005, 0.004)
+    assert store_from_settings({**SETTINGS, "crate.linger_ms": "10"}).linger == (0.0005, 0.01)
+    assert store_from_settings({**SETTINGS, "crate.linger_ms": "0"}).linger is None
+
+
 def crash_installed():
     return Path(sys.executable).with_name("crash").exists() or shutil.which("crash") is not None
 

@@ -22,12 +22,17 @@ group commit, where a batch holds about 6 writes, and a transfer costs the
 app nodes about 12 % less CPU (docs/benchmarks.rst). One batch at a time
 also keeps a process's writers from all trying SQLite's write lock at once.
 CrateDB gets each batch as one bulk request, or one look-up of many keys
-(timpe.store.crate).
+(timpe.store.crate). There a request costs the cluster about the same CPU
+whatever its rows, so a leader may also linger: wait a moment at a time
+while more statements keep arriving, a few milliseconds at most, and send
+them all in one request. Where nothing more comes it sends after one
+moment; SQLite's batches gain nothing from it, and do not linger.
 """
 
 import collections
 import contextlib
 import threading
+import time
 
 from timpe.errors import StoreUnavailable
 
@@ -55,11 +60,16 @@ class Batcher:
 
     ``run(batch)`` runs a list of :class:`Job` and sets each one's
     outcome: its rows, or an exception for that statement's caller.
+    ``linger``: (pause, most) in seconds, or None: a leader under gevent
+    waits ``pause`` again and again while statements arrive meanwhile,
+    ``most`` in all, before it sends.
     """
 
-    def __init__(self, run):
+    def __init__(self, run, linger=None):
         self._run = run
         self._let_others_run = cooperative_yield()
+        self._pause = cooperative_sleep() if linger else None
+        self._linger = linger
         self._queue = collections.deque()  # appends and pops need no lock
         self._turn = Turn()  # taken while a batch is under way
 
@@ -83,6 +93,8 @@ class Batcher:
     def _lead(self):
         if self._let_others_run is not None:
             self._let_others_run()  # the others queue theirs behind ours
+        if self._pause is not None:
+            self._gather()
         batch = [self._queue.popleft() for _ in range(len(self._queue))]
         try:
             self._run(batch)
@@ -91,6 +103,27 @@ class Batcher:
                 if not job.done:  # run was cut short: its caller cannot know
                     job.outcome = StoreUnavailable("store unavailable: statement interrupted")
 
+    def _gather(self):
+        """Wait while statements keep arriving (see ``linger``)."""
+        pause, most = self._linger
+        until = time.monotonic() + most
+        seen = len(self._queue)
+        while time.monotonic() < until:
+            self._pause(pause)
+            if len(self._queue) == seen:
+                return
+            seen = len(self._queue)
+
+
+def cooperative_sleep():
+    """gevent's sleep where gevent has patched this process, else None:
+    threads queue their statements while a batch is under way anyway."""
+    try:
+        from gevent import monkey, sleep
+    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
+        return None
+    return sleep if monkey.is_module_patched("time") else None
+
 
 def cooperative_yield():
     """gevent's sleep(0) where gevent has patched this process: the other
@@ -98,11 +131,8 @@ def cooperative_yield():
     none: a thread's sleep(0) is a system call that waits out the timer
     slack (73 us, measured), and threads queue theirs while a batch is
     under way anyway."""
-    try:
-        from gevent import monkey, sleep
-    except ImportError:  # pragma: no cover - gevent is a dependency of the nodes
-        return None
-    return (lambda: sleep(0)) if monkey.is_module_patched("time") else None
+    sleep = cooperative_sleep()
+    return None if sleep is None else (lambda: sleep(0))
 
 
 class Turn:

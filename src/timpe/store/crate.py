@@ -122,6 +122,15 @@ def key_params(tbl, key):
 TIMEOUT = 3
 #: Seconds for setup, drop, refresh and the operator's own statements.
 SLOW_TIMEOUT = 120
+#: A batch's leader waits LINGER_PAUSE at a time while more statements of
+#: its kind arrive, crate.linger_ms (LINGER_MS) at most (timpe.store.batching):
+#: the cluster's CPU goes by requests more than rows, and at 100 clients
+#: requests of about 30 rows where they carried 15 cost the JVMs about a
+#: third less CPU a transfer, and the app node about a sixth
+#: (docs/benchmarks.rst, "Batches that wait for more"). Alone, a statement
+#: waits one pause.
+LINGER_PAUSE = 0.0005
+LINGER_MS = 4
 
 
 def quote(name):
@@ -308,7 +317,7 @@ class CrateStore:
     affinity = "one"
 
     def __init__(self, hosts, schema=None, timeout=TIMEOUT, fresh_scans=False,
-                 pool_size=64, mappings_dir=None):
+                 pool_size=64, mappings_dir=None, linger_ms=LINGER_MS):
         self.hosts = hosts.split() if isinstance(hosts, str) else list(hosts)
         self.sent = Sent()
         if not self.hosts:
@@ -321,6 +330,8 @@ class CrateStore:
         self.fresh_scans = bool(fresh_scans)
         self.pool_size = int(pool_size)
         self.mappings_dir = mappings_dir
+        linger_ms = float(linger_ms)
+        self.linger = (LINGER_PAUSE, linger_ms / 1000) if linger_ms > 0 else None
         self._clients, self._pid = None, None
         self.tokens = identity.Tokens(self._ddl)
         self._batchers, self._batch_pid = {}, None
@@ -335,6 +346,7 @@ class CrateStore:
             fresh_scans=asbool(settings.get("crate.fresh_scans", False)),
             pool_size=settings.get("crate.pool_size", 64),
             mappings_dir=settings.get("timpe.mappings"),
+            linger_ms=settings.get("crate.linger_ms", LINGER_MS),
         )
 
     # -- connections: per process (HTTP pools must not cross a fork). The
@@ -401,7 +413,7 @@ class CrateStore:
             self._batchers, self._batch_pid = {}, os.getpid()
         batcher = self._batchers.get(kind)
         if batcher is None:
-            batcher = self._batchers.setdefault(kind, Batcher(run))
+            batcher = self._batchers.setdefault(kind, Batcher(run, self.linger))
         return batcher.submit(kind, item)
 
     # -- writes: one bulk request for the waiting writes of one statement ------
