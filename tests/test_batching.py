@@ -209,15 +209,19 @@ def run(batch):
     for job in batch:
         job.outcome = job.params
 queue = Batcher(run, linger and tuple(linger))
+pauses = []
+if linger:
+    pause = queue._pause
+    queue._pause = lambda seconds: pauses.append(seconds) or pause(seconds)
 def writer(i):
-    gevent.sleep(i * every)  # one arrives every ``every`` seconds
+    gevent.sleep(max(0, i - 1) * every)  # two at once, then one every ``every`` s
     return queue.submit("w", i)
 jobs = [gevent.spawn(writer, i) for i in range(count)]
 gevent.joinall(jobs, raise_error=True)
 assert [j.value for j in jobs] == list(range(count))
-started = time.monotonic()
+paused = len(pauses)
 queue.submit("alone", 0)
-print(json.dumps({"sizes": sizes, "alone": time.monotonic() - started}))
+print(json.dumps({"sizes": sizes, "paused": paused, "alone": len(pauses) - paused}))
 """
 
 
@@ -228,15 +232,17 @@ def _trickle(linger, every, count):
 
 
 def test_a_leader_that_lingers_sends_what_keeps_arriving_in_one_batch():
-    # 30 statements, one every 0.3 ms: without lingering the first goes
-    # alone and the rest in the batches that queue behind each round trip.
-    alone = _trickle(None, 0.0003, 30)
-    lingered = _trickle([0.003, 1.0], 0.0003, 30)
+    # 30 statements, two at once then one every 1 ms: without lingering the
+    # first two go together and the rest in the batches that queue behind
+    # each round trip.
+    alone = _trickle(None, 0.001, 30)
+    lingered = _trickle([0.003, 1.0], 0.001, 30)
     assert sum(alone["sizes"]) == sum(lingered["sizes"]) == 31
-    assert alone["sizes"][0] == 1 and len(alone["sizes"]) >= 3
+    assert alone["sizes"][0] == 2 and len(alone["sizes"]) >= 4
     assert lingered["sizes"][0] >= 25 and len(lingered["sizes"]) < len(alone["sizes"])
-    # Nothing more arriving, a statement waits a pause, not the most.
-    assert lingered["alone"] < 0.5
+    # It paused while they came (a few times, not for the most), and a
+    # statement alone in the queue is sent at once.
+    assert 2 <= lingered["paused"] < 100 and lingered["alone"] == 0
 
 
 def test_a_leader_lingers_no_longer_than_the_most_however_much_arrives():

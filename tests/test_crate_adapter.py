@@ -209,8 +209,8 @@ def test_selected_by_dotted_name_with_every_host():
 
 def test_batches_linger_a_few_milliseconds_unless_the_settings_say_none():
     store = store_from_settings(SETTINGS)
-    assert store.linger == (0.0005, 0.004)
-    assert store_from_settings({**SETTINGS, "crate.linger_ms": "10"}).linger == (0.0005, 0.01)
+    assert store.linger == (0.001, 0.004)
+    assert store_from_settings({**SETTINGS, "crate.linger_ms": "10"}).linger == (0.001, 0.01)
     assert store_from_settings({**SETTINGS, "crate.linger_ms": "0"}).linger is None
 
 

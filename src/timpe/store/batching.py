@@ -23,10 +23,11 @@ app nodes about 12 % less CPU (docs/benchmarks.rst). One batch at a time
 also keeps a process's writers from all trying SQLite's write lock at once.
 CrateDB gets each batch as one bulk request, or one look-up of many keys
 (timpe.store.crate). There a request costs the cluster about the same CPU
-whatever its rows, so a leader may also linger: wait a moment at a time
-while more statements keep arriving, a few milliseconds at most, and send
-them all in one request. Where nothing more comes it sends after one
-moment; SQLite's batches gain nothing from it, and do not linger.
+whatever its rows, so a leader may also linger: where others' statements
+are queued behind its own, wait a moment at a time while more keep
+arriving, a few milliseconds at most, and send them all in one request.
+A statement alone goes at once. SQLite's batches gain nothing from it,
+and do not linger.
 """
 
 import collections
@@ -61,8 +62,8 @@ class Batcher:
     ``run(batch)`` runs a list of :class:`Job` and sets each one's
     outcome: its rows, or an exception for that statement's caller.
     ``linger``: (pause, most) in seconds, or None: a leader under gevent
-    waits ``pause`` again and again while statements arrive meanwhile,
-    ``most`` in all, before it sends.
+    with others' statements queued behind its own waits ``pause`` again
+    and again while more arrive meanwhile, ``most`` in all, before it sends.
     """
 
     def __init__(self, run, linger=None):
@@ -104,11 +105,13 @@ class Batcher:
                     job.outcome = StoreUnavailable("store unavailable: statement interrupted")
 
     def _gather(self):
-        """Wait while statements keep arriving (see ``linger``)."""
+        """Wait while statements keep arriving (see ``linger``). A statement
+        alone in the queue is sent at once: its caller is likely the only
+        one (a client alone would pay the wait on every statement)."""
         pause, most = self._linger
         until = time.monotonic() + most
         seen = len(self._queue)
-        while time.monotonic() < until:
+        while seen > 1 and time.monotonic() < until:
             self._pause(pause)
             if len(self._queue) == seen:
                 return

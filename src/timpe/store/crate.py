@@ -122,14 +122,14 @@ def key_params(tbl, key):
 TIMEOUT = 3
 #: Seconds for setup, drop, refresh and the operator's own statements.
 SLOW_TIMEOUT = 120
-#: A batch's leader waits LINGER_PAUSE at a time while more statements of
-#: its kind arrive, crate.linger_ms (LINGER_MS) at most (timpe.store.batching):
-#: the cluster's CPU goes by requests more than rows, and at 100 clients
-#: requests of about 30 rows where they carried 15 cost the JVMs about a
-#: third less CPU a transfer, and the app node about a sixth
-#: (docs/benchmarks.rst, "Batches that wait for more"). Alone, a statement
-#: waits one pause.
-LINGER_PAUSE = 0.0005
+#: A batch's leader with others queued behind it waits LINGER_PAUSE (gevent's
+#: timers tick by the millisecond) at a time while more statements of its kind
+#: arrive, crate.linger_ms (LINGER_MS) at most (timpe.store.batching): the
+#: cluster's CPU goes by requests more than rows. At 100 clients requests
+#: carry 20-25 rows where they carried 14-16, and a transfer costs the JVMs
+#: about a quarter less CPU (docs/benchmarks.rst, "Batches that wait for
+#: more"). A statement alone is sent at once.
+LINGER_PAUSE = 0.001
 LINGER_MS = 4
 
 
