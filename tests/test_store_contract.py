@@ -600,6 +600,25 @@ def test_a_process_opened_before_the_setup_stamps_its_inserts_after_it(spec):
         opened.close()
 
 
+def test_a_token_a_process_holds_is_kept_while_it_looks_for_a_table_not_there(spec):
+    setup = spec.open()
+    setup.setup()
+    setup.sql(f"DROP TABLE {USER_TRANSACTIONS.name}")  # a setup cut short
+    early = spec.open()
+    assert early.insert(TRANSACTIONS.name, transfer())
+    # The store is made again; the ledger, missing when the process read,
+    # is looked for again, but the token it held for transactions stays.
+    other = spec.open()
+    other.drop()
+    other.setup()
+    assert early.insert(USER_TRANSACTIONS.name, entry())
+    with pytest.raises(StoreReplaced, match=f"table {TRANSACTIONS.name} was made again"):
+        early.insert(TRANSACTIONS.name, transfer("t2"))
+    assert other.get(TRANSACTIONS.name, ("t2",)) is None
+    for opened in (setup, early, other):
+        opened.close()
+
+
 def test_sql_returns_columns_and_rows(store):
     store.insert(USERS.name, user())
     columns, rows = store.sql("SELECT id, nickname FROM users WHERE id = ?", ("u1",))

@@ -91,11 +91,13 @@ class Tokens:
         self._tokens, self._read_in = {}, None
 
     def get(self, table_name):
-        # A table not there yet (a node up before the store's setup) is
-        # looked for again: its token, once made, holds for the process.
-        if self._read_in != _forks or table_name not in self._tokens:
-            self._tokens = {name: token(ddl) for name, ddl in self._read().items()}
-            self._read_in = _forks
+        if self._read_in != _forks:
+            self._tokens, self._read_in = {}, _forks
+        if table_name not in self._tokens:
+            # A table not there yet (a node up before the store's setup) is
+            # looked for again; a token read once holds for the process.
+            found = {name: token(ddl) for name, ddl in self._read().items()}
+            self._tokens = {**found, **self._tokens}
         return self._tokens.get(table_name)
 
     def forget(self):
