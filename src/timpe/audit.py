@@ -3,8 +3,19 @@
 Every ledger row keeps its running balance, so "no balance was ever negative"
 can be proven after the fact, not only sampled while running. This reads the
 tables with scans: run it on a quiescent store (after /process).
+
+It keeps the users in memory, the rows of a table only a page at a time,
+and the legs it finds in a temporary SQLite file (in the system's
+temporary directory, about 100 bytes a leg), where each page of
+transactions finds its own. So its memory grows with the users, not with
+the transfers: holding every row, the audit of 2.3 million transfers
+took 5.4 GB (docs/benchmarks.rst).
 """
-from collections import defaultdict
+import itertools
+import operator
+import sqlite3
+import tempfile
+from pathlib import Path
 
 from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, HOLD, POST, VOID, legs as legs_of
 from timpe.store.paging import every
@@ -22,56 +33,150 @@ SIGNS = {DEPOSIT: lambda a: a >= 0, DEBIT: lambda a: a < 0, CREDIT: lambda a: a 
 HELD_BY = {HOLD: lambda a: -a, VOID: lambda a: -a}
 #: The states a transfer may rest in (with require_terminal).
 RESTING = (*TERMINAL, HELD)
+#: Problems told in full; the others are only counted (a store broken
+#: everywhere would otherwise fill the memory with its problems).
+MAX_PROBLEMS = 10_000
+#: Transactions whose legs are looked up at once in the spilled legs.
+LOOKUP = 500
 
 
-def audit(store, require_terminal=True):
-    """Return {"problems": [...], "initial_total", "balance_total",
-    "held_total", "in_flight"}. Open holds are money too: balances plus
-    held plus what is in flight make the initial balances."""
-    problems = []
-    users = {u["id"]: u for u in every(store, USERS.name, "id")}
-    txns = {t["id"]: t for t in every(store, TRANSACTIONS.name, "id")}
-    ledgers = defaultdict(list)
-    for row in every(store, USER_TRANSACTIONS.name, ("user_id", "seq")):
-        ledgers[row["user_id"]].append(row)
+def audit(store, require_terminal=True, page=None):
+    """Return {"problems": [...], "problem_count", "initial_total",
+    "balance_total", "held_total", "in_flight"}. Open holds are money too:
+    balances plus held plus what is in flight make the initial balances.
+    ``page``: rows a scan reads at once (timpe.store.paging)."""
+    problems = _Problems()
+    initial = {u["id"]: u["initial_balance"] for u in every(store, USERS.name, "id", page)}
+    balance_total = held_total = in_flight = 0
+    with _Legs() as legs:
+        unseen = set(initial)
+        rows = every(store, USER_TRANSACTIONS.name, ("user_id", "seq"), page)
+        for uid, ledger in itertools.groupby(rows, operator.itemgetter("user_id")):
+            if uid not in initial:
+                problems.append(f"ledger rows for unknown user {uid}")
+                continue
+            unseen.discard(uid)
+            balance, held = _check_ledger(uid, initial[uid], ledger, legs.add, problems)
+            balance_total, held_total = balance_total + balance, held_total + held
+        # No row 0 yet: reading the user writes it.
+        balance_total += sum(initial[uid] for uid in unseen)
 
-    legs = defaultdict(list)  # transaction id -> its legs, as (user id, Leg, held added)
-    balance_total = held_total = 0
-    for uid, user in users.items():
-        rows = ledgers.pop(uid, [])
-        balance, held = _check_ledger(user, rows, legs, problems)
-        balance_total, held_total = balance_total + balance, held_total + held
-    for uid in ledgers:
-        problems.append(f"ledger rows for unknown user {uid}")
+        txns = every(store, TRANSACTIONS.name, "id", page)
+        while chunk := list(itertools.islice(txns, LOOKUP)):
+            found = legs.of([txn["id"] for txn in chunk])
+            for txn in chunk:
+                if require_terminal and txn["state"] not in RESTING:
+                    problems.append(f"{txn['id']}: still {txn['state']!r}")
+                check = _check_hold if is_hold(txn) else _check_legs
+                in_flight += check(txn, found.get(txn["id"], []), problems)
+        for tid in legs.unclaimed():
+            problems.append(f"ledger rows for unknown transaction {tid}")
 
-    in_flight = 0
-    for tid, txn in txns.items():
-        if require_terminal and txn["state"] not in RESTING:
-            problems.append(f"{tid}: still {txn['state']!r}")
-        check = _check_hold if is_hold(txn) else _check_legs
-        in_flight += check(txn, legs.pop(tid, []), problems)
-    for tid in legs:
-        problems.append(f"ledger rows for unknown transaction {tid}")
-
-    initial_total = sum(u["initial_balance"] for u in users.values())
+    initial_total = sum(initial.values())
     if balance_total + held_total + in_flight != initial_total:
         problems.append(f"money not conserved: balances {balance_total} + held {held_total} "
                         f"+ in flight {in_flight} != initial {initial_total}")
-    return {"problems": problems, "initial_total": initial_total,
-            "balance_total": balance_total, "held_total": held_total, "in_flight": in_flight}
+    return {"problems": list(problems), "problem_count": problems.count,
+            "initial_total": initial_total, "balance_total": balance_total,
+            "held_total": held_total, "in_flight": in_flight}
 
 
-def _check_ledger(user, rows, legs, problems):
-    """Check one user's ledger; return the user's balance and held total."""
-    uid = user["id"]
-    if not rows:
-        return user["initial_balance"], 0  # row 0 not written yet: read repairs it
+class _Problems(list):
+    """The problems found: the first MAX_PROBLEMS kept, every one counted."""
+    count = 0
+
+    def append(self, text):
+        self.count += 1
+        if self.count <= MAX_PROBLEMS:
+            super().append(text)
+
+
+class _Legs:
+    """The legs the ledgers carry, by transaction, in a temporary SQLite
+    file: written as the ledgers are read, looked up a page of
+    transactions at a time, and, at the end, those of no transaction."""
+
+    def __init__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="timpe-audit-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "legs.sqlite", isolation_level=None)
+        # A scratch file: nothing in it outlives the audit.
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE legs (txn TEXT, user TEXT, kind TEXT, amount INTEGER, "
+                         "added INTEGER)")
+        self._db.execute("CREATE TABLE txns (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._pending, self._indexed = [], False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._db.close()
+        self._dir.cleanup()
+
+    def add(self, txn_id, uid, leg, added):
+        self._pending.append((txn_id, uid, leg.kind, leg.amount, added))
+        if len(self._pending) >= 10_000:
+            self._flush()
+
+    def _flush(self):
+        self._insert("INSERT INTO legs VALUES (?, ?, ?, ?, ?)", self._pending)
+        self._pending.clear()
+
+    def _insert(self, sql, rows):
+        self._db.execute("BEGIN")  # one transaction, not one a row: 14 times faster
+        self._db.executemany(sql, rows)
+        self._db.execute("COMMIT")
+
+    def _ready(self):
+        """Once every leg is in: index them by transaction."""
+        if not self._indexed:
+            self._flush()
+            self._db.execute("CREATE INDEX legs_txn ON legs (txn)")
+            self._indexed = True
+
+    def of(self, txn_ids):
+        """{transaction id: [(user id, Leg-like, held added)]} for ``txn_ids``
+        (each remembered as a transaction that exists)."""
+        self._ready()
+        self._insert("INSERT OR IGNORE INTO txns VALUES (?)", [(t,) for t in txn_ids])
+        found = {}
+        marks = ",".join("?" * len(txn_ids))
+        for txn, uid, kind, amount, added in self._db.execute(
+                f"SELECT txn, user, kind, amount, added FROM legs WHERE txn IN ({marks}) "
+                "ORDER BY rowid", txn_ids):
+            found.setdefault(txn, []).append((uid, _Leg(kind, amount), added))
+        return found
+
+    def unclaimed(self):
+        """The transaction ids legs name that no transaction had."""
+        self._ready()
+        return [tid for (tid,) in self._db.execute(
+            "SELECT DISTINCT txn FROM legs WHERE txn NOT IN (SELECT id FROM txns) ORDER BY txn")]
+
+
+class _Leg:
+    """What the checks of a transaction read of a leg."""
+    __slots__ = ("kind", "amount")
+
+    def __init__(self, kind, amount):
+        self.kind, self.amount = kind, amount
+
+
+def _check_ledger(uid, initial_balance, rows, add_leg, problems):
+    """Check one user's ledger (``rows``, in seq order); hand each leg of
+    a transfer to ``add_leg(transaction id, user id, leg, held added)``;
+    return the user's balance and held total."""
     balance = held = 0
+    last, gap = None, False
     for expected_seq, row in enumerate(rows):
-        seq = row["seq"]
+        last, seq = row, row["seq"]
+        if gap:
+            continue  # read on to the head: the balance is its
         if seq != expected_seq:
             problems.append(f"{uid}: ledger gap before seq {seq}")
-            break
+            gap = True
+            continue
         carried = legs_of(row)
         if not carried or row["amount"] != sum(leg.amount for leg in carried):
             problems.append(f"{uid}: seq {seq} amount is not the sum of its legs")
@@ -93,15 +198,15 @@ def _check_ledger(user, rows, legs, problems):
                 problems.append(f"{uid}: seq {seq} leg {leg.transaction_id} is not a "
                                 f"{leg.kind}")
             if seq == 0:
-                if leg.kind != DEPOSIT or leg.amount != user["initial_balance"]:
+                if leg.kind != DEPOSIT or leg.amount != initial_balance:
                     problems.append(f"{uid}: row 0 is not the initial deposit")
             else:
-                legs[leg.transaction_id].append((uid, leg, added))
+                add_leg(leg.transaction_id, uid, leg, added)
         if row["balance"] != balance:
             problems.append(f"{uid}: seq {seq} balance {row['balance']} != {balance}")
         if (row.get("held") or 0) != held:
             problems.append(f"{uid}: seq {seq} held {row.get('held')} != {held}")
-    return rows[-1]["balance"], held
+    return last["balance"], held
 
 
 def _check_legs(txn, legs, problems):

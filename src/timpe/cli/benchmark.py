@@ -65,6 +65,7 @@ USERS = 64
 # leaves the figure to the typical ones.
 ROUNDS = 8
 BATCH = 2000  # /process?limit=: one batch stays far below HAProxy's 60 s timeout
+AUDIT_SHOWN = 10  # the audit's problems printed; the others are counted
 
 # transfers/probe: 0.35 until the issue on hot accounts raised it to 0.40.
 TARGETS = {"transfers/probe": (">=", 0.40), "read long/short": ("<=", 1.5),
@@ -403,9 +404,11 @@ def audit_store(config, say, quiescent=True):
         report = audit(store, require_terminal=quiescent)
     finally:
         store.close()
-    say(f"audit: {len(report['problems'])} problems, initial total "
+    say(f"audit: {report['problem_count']} problems, initial total "
         f"{report['initial_total']}, balances {report['balance_total']}, "
         f"held {report['held_total']}, in flight {report['in_flight']}")
+    for problem in report["problems"][:AUDIT_SHOWN]:
+        say(f"  {problem}")
     return not report["problems"]
 
 
