@@ -35,6 +35,7 @@ console_scripts = [
     "timpe-crate_setup = timpe.cli.db:setup",
     "timpe-crate_cleanup = timpe.cli.db:cleanup",
     "timpe-crate_testdata = timpe.cli.db:testdata",
+    "timpe-audit = timpe.cli.db:audit",
     "timpe-api_key = timpe.cli.keys:main",
     "timpe-crash = timpe.cli.crash:main",
     "timpe-u2u_transactions = timpe.cli.u2u:run_main",

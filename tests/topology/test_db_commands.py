@@ -73,3 +73,36 @@ def test_crash_statements_and_errors(ini):
 def test_statement_splitting():
     assert list(crash.statements(["SELECT 1;", "SELECT ';'", " ;", "SELECT 3"])) == [
         "SELECT 1;", "SELECT ';'\n ;", "SELECT 3"]
+
+
+def test_audit_tells_a_sound_store_from_a_broken_one(ini):
+    from timpe.ledger import next_row
+    from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS
+    from timpe.transactions.services import TransactionService
+
+    run("crate_setup", ini)
+    run("crate_testdata", ini)
+    store = open_store(ini)
+    service = TransactionService(store)
+    elon, nikola = (store.scan("users", where={"nickname": [name]})[0]["id"]
+                    for name in ("elon_musk", "nikola_tesla"))
+    service.immediately(elon, nikola, 500)
+    queued, _ = service.create(nikola, elon, 7)  # under way until a /process
+    sound = run("audit", ini)
+    assert sound.returncode == 0 and "audit: 0 problems" in sound.stdout, sound.stdout
+    at_rest = run("audit", ini, "--at-rest")
+    assert at_rest.returncode == 1
+    assert f"{queued['id']}: still 'initial'" in at_rest.stdout
+    service.process()
+    assert run("audit", ini, "--at-rest").returncode == 0
+
+    # A row no node would write: a credit of a transfer that is not there.
+    head = store.scan(USER_TRANSACTIONS.name, where={"user_id": [nikola]},
+                      order_by=("seq",))[-1]
+    assert store.insert(USER_TRANSACTIONS.name, next_row(head, [("t-nowhere", 1)])[0])
+    broken = run("audit", ini)
+    assert broken.returncode == 1
+    assert "audit: 2 problems" in broken.stdout
+    assert "  ledger rows for unknown transaction t-nowhere" in broken.stdout
+    assert "money not conserved" in broken.stdout
+    assert store.scan(TRANSACTIONS.name, where={"id": ["t-nowhere"]}) == []

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from timpe.auth import client
 from timpe.bench import cpu, history, load
 from timpe.bench.rss import tree_rss_mb
+from timpe.cli.db import audit_store
 from timpe.topology.render import WORKERS
 from timpe.topology.routing import CHOICES
 
@@ -65,7 +66,6 @@ USERS = 64
 # leaves the figure to the typical ones.
 ROUNDS = 8
 BATCH = 2000  # /process?limit=: one batch stays far below HAProxy's 60 s timeout
-AUDIT_SHOWN = 10  # the audit's problems printed; the others are counted
 
 # transfers/probe: 0.35 until the issue on hot accounts raised it to 0.40.
 TARGETS = {"transfers/probe": (">=", 0.40), "read long/short": ("<=", 1.5),
@@ -392,24 +392,6 @@ def store_ceiling(config, say, seconds):
         ceiling.measure(store, seconds=seconds, say=say)
     finally:
         store.close()
-
-
-def audit_store(config, say, quiescent=True):
-    """Check the invariants; a running topology's own work may be in flight."""
-    from timpe.audit import audit
-    from timpe.cli import open_store
-
-    store = open_store(config)
-    try:
-        report = audit(store, require_terminal=quiescent)
-    finally:
-        store.close()
-    say(f"audit: {report['problem_count']} problems, initial total "
-        f"{report['initial_total']}, balances {report['balance_total']}, "
-        f"held {report['held_total']}, in flight {report['in_flight']}")
-    for problem in report["problems"][:AUDIT_SHOWN]:
-        say(f"  {problem}")
-    return not report["problems"]
 
 
 def parse_args(argv):

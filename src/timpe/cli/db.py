@@ -1,5 +1,6 @@
-"""bin/crate_setup, bin/crate_cleanup, bin/crate_testdata: the store's tables
-and the seed's test users, on whichever store the ini configures."""
+"""bin/crate_setup, bin/crate_cleanup, bin/crate_testdata, bin/audit: the
+store's tables, the seed's test users and the check of the invariants, on
+whichever store the ini configures."""
 import argparse
 import sys
 
@@ -67,3 +68,38 @@ def testdata(argv=None):
             print(f"{nickname} is registered already; left as it is")
         except StoreUnavailable as exc:
             sys.exit(f"{exc}\n(have the tables been created? run bin/crate_setup)")
+
+
+#: The audit's problems printed; the others are counted.
+AUDIT_SHOWN = 10
+
+
+def audit(argv=None):
+    parser = _parser("Check the store's invariants from its rows: every ledger without a gap, "
+                     "each running balance the sum of its legs and never below zero, each "
+                     "leg matching its transfer, money conserved. Exits 1 on a problem.")
+    parser.add_argument("--at-rest", action="store_true",
+                        help="every transfer must have come to rest (finished, failed, voided "
+                             "or held): with no client, after POST /process")
+    args = parser.parse_args(argv)
+    if not audit_store(args.config, print, quiescent=args.at_rest):
+        sys.exit(1)
+
+
+def audit_store(config, say, quiescent=True):
+    """Check the invariants, telling ``say``; True when there is no problem.
+    Unless ``quiescent``, transfers may be under way (a running topology):
+    their legs are money in flight."""
+    from timpe.audit import audit
+
+    store = open_store(config)
+    try:
+        report = audit(store, require_terminal=quiescent)
+    finally:
+        store.close()
+    say(f"audit: {report['problem_count']} problems, initial total "
+        f"{report['initial_total']}, balances {report['balance_total']}, "
+        f"held {report['held_total']}, in flight {report['in_flight']}")
+    for problem in report["problems"][:AUDIT_SHOWN]:
+        say(f"  {problem}")
+    return not report["problems"]
