@@ -2,7 +2,11 @@
 
 Every ledger row keeps its running balance, so "no balance was ever negative"
 can be proven after the fact, not only sampled while running. This reads the
-tables with scans: run it on a quiescent store (after /process).
+tables with scans, which no store reads at one instant: run it on a store
+no client writes to meanwhile. Transfers left under way (queued, or cut
+short by a crash) are money in flight; after /process none is.
+Rows written while it reads are counted (``written_meanwhile``): the
+problems it finds may then be theirs.
 
 It keeps the users in memory, the rows of a table only a page at a time,
 and the legs it finds in a temporary SQLite file (in the system's
@@ -17,7 +21,9 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from timpe.ledger import CREDIT, DEBIT, DECLINED, DEPOSIT, HOLD, POST, VOID, legs as legs_of
+from timpe.ledger import (
+    CREDIT, DEBIT, DECLINED, DEPOSIT, HOLD, POST, VOID, legs as legs_of, now_ms,
+)
 from timpe.store.paging import every
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS, USERS
 from timpe.transactions.protocol import (
@@ -42,10 +48,11 @@ LOOKUP = 500
 
 def audit(store, require_terminal=True, page=None):
     """Return {"problems": [...], "problem_count", "initial_total",
-    "balance_total", "held_total", "in_flight"}. Open holds are money too:
-    balances plus held plus what is in flight make the initial balances.
-    ``page``: rows a scan reads at once (timpe.store.paging)."""
-    problems = _Problems()
+    "balance_total", "held_total", "in_flight", "written_meanwhile"}. Open
+    holds are money too: balances plus held plus what is in flight make
+    the initial balances. ``page``: rows a scan reads at once
+    (timpe.store.paging)."""
+    problems, meanwhile = _Problems(), _Meanwhile(now_ms())
     initial = {u["id"]: u["initial_balance"] for u in every(store, USERS.name, "id", page)}
     balance_total = held_total = in_flight = 0
     with _Legs() as legs:
@@ -56,12 +63,13 @@ def audit(store, require_terminal=True, page=None):
                 problems.append(f"ledger rows for unknown user {uid}")
                 continue
             unseen.discard(uid)
-            balance, held = _check_ledger(uid, initial[uid], ledger, legs.add, problems)
+            balance, held = _check_ledger(uid, initial[uid], meanwhile.rows(ledger, "timestamp"),
+                                          legs.add, problems)
             balance_total, held_total = balance_total + balance, held_total + held
         # No row 0 yet: reading the user writes it.
         balance_total += sum(initial[uid] for uid in unseen)
 
-        txns = every(store, TRANSACTIONS.name, "id", page)
+        txns = meanwhile.rows(every(store, TRANSACTIONS.name, "id", page), "updated")
         while chunk := list(itertools.islice(txns, LOOKUP)):
             found = legs.of([txn["id"] for txn in chunk])
             for txn in chunk:
@@ -78,7 +86,22 @@ def audit(store, require_terminal=True, page=None):
                         f"+ in flight {in_flight} != initial {initial_total}")
     return {"problems": list(problems), "problem_count": problems.count,
             "initial_total": initial_total, "balance_total": balance_total,
-            "held_total": held_total, "in_flight": in_flight}
+            "held_total": held_total, "in_flight": in_flight,
+            "written_meanwhile": meanwhile.count}
+
+
+class _Meanwhile:
+    """Counts the rows read that were written after the audit began (in
+    a later millisecond: the last write before it may share its own)."""
+
+    def __init__(self, began):
+        self.began, self.count = began, 0
+
+    def rows(self, rows, stamp):
+        for row in rows:
+            if (row.get(stamp) or 0) > self.began:
+                self.count += 1
+            yield row
 
 
 class _Problems(list):

@@ -77,7 +77,9 @@ AUDIT_SHOWN = 10
 def audit(argv=None):
     parser = _parser("Check the store's invariants from its rows: every ledger without a gap, "
                      "each running balance the sum of its legs and never below zero, each "
-                     "leg matching its transfer, money conserved. Exits 1 on a problem.")
+                     "leg matching its transfer, money conserved. Run it while no client "
+                     "writes: transfers left under way are money in flight. Exits 1 on a "
+                     "problem.")
     parser.add_argument("--at-rest", action="store_true",
                         help="every transfer must have come to rest (finished, failed, voided "
                              "or held): with no client, after POST /process")
@@ -88,8 +90,8 @@ def audit(argv=None):
 
 def audit_store(config, say, quiescent=True):
     """Check the invariants, telling ``say``; True when there is no problem.
-    Unless ``quiescent``, transfers may be under way (a running topology):
-    their legs are money in flight."""
+    Unless ``quiescent``, transfers may be left under way: their legs are
+    money in flight."""
     from timpe.audit import audit
 
     store = open_store(config)
@@ -102,4 +104,7 @@ def audit_store(config, say, quiescent=True):
         f"held {report['held_total']}, in flight {report['in_flight']}")
     for problem in report["problems"][:AUDIT_SHOWN]:
         say(f"  {problem}")
+    if report["written_meanwhile"]:
+        say(f"audit: {report['written_meanwhile']} of the rows read were written while the "
+            "audit ran, and its problems may be theirs: run it again with no client writing")
     return not report["problems"]
