@@ -92,11 +92,11 @@ def audit_store(config, say, quiescent=True):
     """Check the invariants, telling ``say``; True when there is no problem.
     Unless ``quiescent``, transfers may be left under way: their legs are
     money in flight."""
-    from timpe.audit import audit
+    from timpe.audit import audit as check
 
     store = open_store(config)
     try:
-        report = audit(store, require_terminal=quiescent)
+        report = check(store, require_terminal=quiescent)
     finally:
         store.close()
     say(f"audit: {report['problem_count']} problems, initial total "
