@@ -10,7 +10,7 @@ problems it finds may then be theirs.
 
 It keeps the users in memory, the rows of a table only a page at a time,
 and the legs it finds in a temporary SQLite file (in the system's
-temporary directory, about 100 bytes a leg), where each page of
+temporary directory: about 150 bytes a leg, measured), where each page of
 transactions finds its own. So its memory grows with the users, not with
 the transfers: holding every row, the audit of 2.3 million transfers
 took 5.4 GB (docs/benchmarks.rst).
