@@ -11,7 +11,7 @@ import pytest
 
 from tests import test_store_contract as contract
 
-from timpe.audit import MAX_PROBLEMS, audit
+from timpe.audit import audit
 from timpe.ledger import Ledger, Move, DEBIT, CREDIT, next_row
 from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS, USERS
 from timpe.transactions.services import TransactionService
@@ -183,7 +183,6 @@ def test_a_store_broken_everywhere_is_told_in_few_lines_and_counted_in_full(soun
                                                  "finished"))
     report = audited(store)
     assert len(report["problems"]) == 3 and report["problem_count"] == 5
-    assert MAX_PROBLEMS >= 1_000  # as operators read them
 
 
 def test_a_transfer_made_while_it_reads_is_told_as_written_meanwhile(sound):

@@ -19,6 +19,7 @@ import itertools
 import operator
 import sqlite3
 import tempfile
+from collections import namedtuple
 from pathlib import Path
 
 from timpe.ledger import (
@@ -178,12 +179,8 @@ class _Legs:
             "SELECT DISTINCT txn FROM legs WHERE txn NOT IN (SELECT id FROM txns) ORDER BY txn")]
 
 
-class _Leg:
-    """What the checks of a transaction read of a leg."""
-    __slots__ = ("kind", "amount")
-
-    def __init__(self, kind, amount):
-        self.kind, self.amount = kind, amount
+#: What the checks of a transaction read of a leg.
+_Leg = namedtuple("_Leg", "kind amount")
 
 
 def _check_ledger(uid, initial_balance, rows, add_leg, problems):
