@@ -45,6 +45,8 @@ RESTING = (*TERMINAL, HELD)
 MAX_PROBLEMS = 10_000
 #: Transactions whose legs are looked up at once in the spilled legs.
 LOOKUP = 500
+#: Legs written to the temporary file in one transaction of its own.
+SPILL = 10_000
 
 
 def audit(store, require_terminal=True, page=None):
@@ -85,7 +87,7 @@ def audit(store, require_terminal=True, page=None):
     if balance_total + held_total + in_flight != initial_total:
         problems.append(f"money not conserved: balances {balance_total} + held {held_total} "
                         f"+ in flight {in_flight} != initial {initial_total}")
-    return {"problems": list(problems), "problem_count": problems.count,
+    return {"problems": list(problems), "problem_count": problems.total,
             "initial_total": initial_total, "balance_total": balance_total,
             "held_total": held_total, "in_flight": in_flight,
             "written_meanwhile": meanwhile.count}
@@ -107,11 +109,11 @@ class _Meanwhile:
 
 class _Problems(list):
     """The problems found: the first MAX_PROBLEMS kept, every one counted."""
-    count = 0
+    total = 0
 
     def append(self, text):
-        self.count += 1
-        if self.count <= MAX_PROBLEMS:
+        self.total += 1
+        if self.total <= MAX_PROBLEMS:
             super().append(text)
 
 
@@ -140,7 +142,7 @@ class _Legs:
 
     def add(self, txn_id, uid, leg, added):
         self._pending.append((txn_id, uid, leg.kind, leg.amount, added))
-        if len(self._pending) >= 10_000:
+        if len(self._pending) >= SPILL:
             self._flush()
 
     def _flush(self):

@@ -75,6 +75,13 @@ def test_statement_splitting():
         "SELECT 1;", "SELECT ';'\n ;", "SELECT 3"]
 
 
+def test_audit_before_setup_gives_no_verdict_and_says_what_to_do(ini):
+    done = run("audit", ini)
+    assert done.returncode == 2, done.stderr
+    assert "no such table" in done.stderr and "crate_setup" in done.stderr
+    assert "Traceback" not in done.stderr and "problems" not in done.stdout
+
+
 def test_audit_tells_a_sound_store_from_a_broken_one(ini):
     from timpe.ledger import next_row
     from timpe.store.schema import TRANSACTIONS, USER_TRANSACTIONS

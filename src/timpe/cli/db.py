@@ -79,12 +79,17 @@ def audit(argv=None):
                      "each running balance the sum of its legs and never below zero, each "
                      "leg matching its transfer, money conserved. Run it while no client "
                      "writes: transfers left under way are money in flight. Exits 1 on a "
-                     "problem.")
+                     "problem, 2 when the store cannot be read.")
     parser.add_argument("--at-rest", action="store_true",
                         help="every transfer must have come to rest (finished, failed, voided "
                              "or held): with no client, after POST /process")
     args = parser.parse_args(argv)
-    if not audit_store(args.config, print, quiescent=args.at_rest):
+    try:
+        sound = audit_store(args.config, print, quiescent=args.at_rest)
+    except StoreUnavailable as exc:  # not audited: no verdict, exit 2
+        print(f"{exc}\n(have the tables been created? run bin/crate_setup)", file=sys.stderr)
+        sys.exit(2)
+    if not sound:
         sys.exit(1)
 
 
