@@ -45,8 +45,7 @@ from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.sent import Sent
 from timpe.store.schema import (
-    check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
-    where_clauses,
+    check_columns, count_by_sql, key_values, prefix_values, scan_sql, table,
 )
 
 # CrateDB has no version column: every row carries these two system columns,
@@ -186,23 +185,6 @@ def get_many_sql(tbl, count):
     return f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)} WHERE {match}"
 
 
-def scan_sql(tbl, where=None, order_by=None, limit=None, after=None):
-    clauses, params = where_clauses(tbl, where, quote)
-    terms = order_terms(tbl, order_by) if order_by else []
-    if after is not None:
-        clause, more = keyset_clause(terms, after, quote)
-        clauses.append(clause)
-        params += more
-    sql = f"SELECT {_names(tbl.columns + VERSION_COLUMNS)} FROM {quote(tbl.name)}"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    if terms:
-        sql += " ORDER BY " + ", ".join(f"{quote(c)} {d}" for c, d in terms)
-    if limit is not None:
-        sql += f" LIMIT {int(limit):d}"
-    return sql, params
-
-
 def newest_sql(tbl, prefix, since=None):
     *lead, last = tbl.pk
     clauses, params = ([_match(lead)] if lead else []), prefix_values(tbl, prefix)
@@ -213,16 +195,6 @@ def newest_sql(tbl, prefix, since=None):
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     return sql + f" ORDER BY {quote(last)} DESC LIMIT 1", params
-
-
-def count_by_sql(tbl, column, where=None, least=None):
-    check_columns(tbl, [column] + ([least] if least else []))
-    clauses, params = where_clauses(tbl, where, quote)
-    low = f"min({quote(least)})" if least else "NULL"
-    sql = f"SELECT {quote(column)}, count(*), {low} FROM {quote(tbl.name)}"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    return sql + f" GROUP BY {quote(column)}", params
 
 
 def refresh_sql(tbl):
@@ -492,13 +464,15 @@ class CrateStore:
         # A whole table (the audit's read, GET /users with no limit) takes a
         # grown cluster longer than a statement on one row's path may wait.
         whole = where is None and limit is None and after is None
-        return decode(*self._execute(*scan_sql(table(table_name), where, order_by, limit, after),
+        tbl = table(table_name)
+        return decode(*self._execute(*scan_sql(tbl, _names(tbl.columns + VERSION_COLUMNS), where,
+                                               order_by, limit, after, quote),
                                      slow=whole))
 
     def count_by(self, table_name, column, where=None, least=None, fresh=None):
         if self.fresh_scans if fresh is None else fresh:
             self.refresh(table_name)
-        rows = self._execute(*count_by_sql(table(table_name), column, where, least))[1]
+        rows = self._execute(*count_by_sql(table(table_name), column, where, least, quote))[1]
         return {value: (count, low) for value, count, low in rows}
 
     def newest(self, table_name, prefix, since=None):

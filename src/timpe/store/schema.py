@@ -128,3 +128,35 @@ def keyset_clause(terms, after, quote=str):
         alternatives.append("(" + " AND ".join(equal + [beyond]) + ")")
         params += [after[c] for c, _ in terms[:i]] + [after[col]]
     return "(" + " OR ".join(alternatives) + ")", params
+
+
+def scan_sql(tbl, selected, where=None, order_by=None, limit=None, after=None, quote=str):
+    """A scan of ``tbl`` as (SQL, parameters): the columns ``selected`` (as
+    rendered), ``where`` (see where_clauses), the order (order_terms), the
+    rows after ``after`` (keyset_clause), at most ``limit``."""
+    clauses, params = where_clauses(tbl, where, quote)
+    terms = order_terms(tbl, order_by) if order_by else []
+    if after is not None:
+        clause, more = keyset_clause(terms, after, quote)
+        clauses.append(clause)
+        params += more
+    sql = f"SELECT {selected} FROM {quote(tbl.name)}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    if terms:
+        sql += " ORDER BY " + ", ".join(f"{quote(c)} {d}" for c, d in terms)
+    if limit is not None:
+        sql += f" LIMIT {int(limit):d}"
+    return sql, params
+
+
+def count_by_sql(tbl, column, where=None, least=None, quote=str):
+    """Rows of ``tbl`` counted by ``column`` (and the least ``least`` of
+    each), where ``where`` holds, as (SQL, parameters)."""
+    check_columns(tbl, [column] + ([least] if least else []))
+    clauses, params = where_clauses(tbl, where, quote)
+    low = f"min({quote(least)})" if least else "NULL"
+    sql = f"SELECT {quote(column)}, count(*), {low} FROM {quote(tbl.name)}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql + f" GROUP BY {quote(column)}", params

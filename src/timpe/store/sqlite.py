@@ -21,8 +21,7 @@ from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.sent import Sent
 from timpe.store.schema import (
-    check_columns, key_values, keyset_clause, order_terms, prefix_values, table,
-    where_clauses,
+    check_columns, count_by_sql, key_values, prefix_values, scan_sql, table,
 )
 
 
@@ -374,20 +373,8 @@ class SQLiteStore:
 
     def scan(self, table_name, where=None, order_by=None, limit=None, after=None):
         tbl = table(table_name)
-        clauses, params = where_clauses(tbl, where)
-        terms = order_terms(tbl, order_by) if order_by else []
-        if after is not None:
-            clause, more = keyset_clause(terms, after)
-            clauses.append(clause)
-            params += more
-        sql = f"SELECT {', '.join(tbl.columns)}, version FROM {tbl.name}"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        if terms:
-            sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in terms)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+        sql, params = scan_sql(tbl, f"{', '.join(tbl.columns)}, version",
+                               where, order_by, limit, after)
         return [_row(table_name, r) for r in self._execute(sql, params)]
 
     def count_by(self, table_name, column, where=None, least=None, fresh=None):
@@ -524,15 +511,6 @@ def newest_sql(table_name, bounded):
 
 def _match(columns):
     return " AND ".join(f"{c} = ?" for c in columns)
-
-
-def count_by_sql(tbl, column, where=None, least=None):
-    check_columns(tbl, [column] + ([least] if least else []))
-    clauses, params = where_clauses(tbl, where)
-    sql = f"SELECT {column}, count(*), {f'min({least})' if least else 'NULL'} FROM {tbl.name}"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    return sql + f" GROUP BY {column}", params
 
 
 @functools.lru_cache(maxsize=None)
