@@ -13,7 +13,7 @@ import sys
 
 from timpe.paths import ETC, ROOT, SUPERVISORD_CONF, VAR
 from timpe.topology.instance import Topology, TopologyError, prepare_store
-from timpe.topology.render import Ports, find_haproxy, parameters, render_configs
+from timpe.topology.render import Ports, find_haproxy, listeners, parameters, render_configs
 
 PORTS = Ports()
 STORES = {"sqlite": ETC / "app.ini", "crate": ETC / "app-crate.ini"}
@@ -25,10 +25,10 @@ CRATE_INI = VAR / "etc" / "app-crate.ini"
 
 def _store_programs(store, node_count):
     """Write (crate) or remove (sqlite) the store's supervisor programs;
-    return the ini the app nodes use."""
+    return the ini the app nodes use, and where the store's nodes listen."""
     if store != "crate":
         STORE_PROGRAMS.unlink(missing_ok=True)
-        return STORES[store]
+        return STORES[store], []
     from timpe.topology import crate
 
     try:
@@ -38,8 +38,8 @@ def _store_programs(store, node_count):
     except crate.CrateSetupError as exc:
         raise TopologyError(str(exc)) from None
     if crate.hosts(cluster) == crate.hosts(crate.nodes()):
-        return STORES[store]
-    return crate.app_ini(CRATE_INI, cluster, ETC / "app.ini")
+        return STORES[store], crate.listeners(cluster)
+    return crate.app_ini(CRATE_INI, cluster, ETC / "app.ini"), crate.listeners(cluster)
 
 
 def _prepare_store(config, timeout):
@@ -54,11 +54,14 @@ def _prepare_store(config, timeout):
 def up(args):
     if find_haproxy() is None:
         raise TopologyError("haproxy is not installed: make run installs it (apt-get install haproxy)")
-    config = _store_programs(args.store, args.crate_nodes)
-    topology = Topology(SUPERVISORD_CONF, VAR, app_config=config)
+    config, store_listeners = _store_programs(args.store, args.crate_nodes)
+    topology = Topology(SUPERVISORD_CONF, VAR, app_config=config,
+                        listeners=listeners(parameters(PORTS)) + store_listeners)
     if topology.is_up():
         print("already running; applying any change of supervisord.conf "
               "(to switch the store, make stop first)")
+    else:
+        topology.check_listeners()
     if args.store == "sqlite":  # nothing to wait for: ready before the nodes start
         _prepare_store(config, 0)
     pids = topology.start()

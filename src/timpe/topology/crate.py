@@ -64,6 +64,12 @@ def nodes(count=2, http_ports=None, transport_ports=None):
             for i in range(count)]
 
 
+def listeners(cluster):
+    """Where the nodes of ``cluster`` listen: [(name, host, port)]."""
+    return [(f"{node.name} {kind}", "127.0.0.1", port) for node in cluster
+            for kind, port in (("HTTP", node.http), ("transport", node.transport))]
+
+
 def hosts(cluster):
     """The crate.hosts value naming every node of ``cluster``."""
     return " ".join(node.host for node in cluster)

@@ -6,6 +6,7 @@ process group it ran is left (by the ids it reported), so nothing strays.
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,22 @@ from timpe.topology import credentials, routing
 
 class TopologyError(RuntimeError):
     pass
+
+
+def taken(listeners):
+    """The (name, port) of each of ``listeners`` ((name, host, port)) that
+    another process listens on, where a server of the topology would fail
+    to bind."""
+    found = []
+    for name, host, port in listeners:
+        with socket.socket() as sock:
+            # As the servers bind: a closed connection's TIME_WAIT is no obstacle.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                found.append((name, port))
+    return found
 
 
 def prepare_store(config, timeout=0, say=None):
@@ -97,10 +114,11 @@ def _wait(predicate, timeout, interval=0.1):
 
 
 class Topology:
-    def __init__(self, conf, var, app_config=None):
+    def __init__(self, conf, var, app_config=None, listeners=()):
         self.conf = Path(conf)
         self.var = Path(var)
         self.app_config = app_config  # the app nodes' ini; None: $TIMPE_CONFIG or etc/app.ini
+        self.listeners = list(listeners)  # (name, host, port) its servers bind
         self.socket = self.var / "run" / "supervisor.sock"
         self.pidfile = self.var / "run" / "supervisord.pid"
 
@@ -133,11 +151,22 @@ class Topology:
             self.supervisorctl("update")
             self.rpc().startAllProcesses(True)
         else:
+            self.check_listeners()
             subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
                            env=_supervisord_env(self.var, self.app_config), check=True)
             if not _wait(self.is_up, timeout):
                 raise TopologyError(f"supervisord did not come up; see {self.var}/log/supervisord.log")
         return self.wait_running(timeout)
+
+    def check_listeners(self):
+        """Raise TopologyError naming the ports of its servers that another
+        process listens on: said at once, where a server that cannot bind
+        would only show as a program that never runs, its reason in its log."""
+        busy = taken(self.listeners)
+        if busy:
+            raise TopologyError("in use by another process: "
+                                + ", ".join(f"port {port} ({name})" for name, port in busy)
+                                + "; stop what listens there first (ss -ltnp shows it)")
 
     def supervisorctl(self, *args, check=True):
         return subprocess.run(
@@ -154,16 +183,29 @@ class Topology:
         return info["pid"] if info["statename"] == "RUNNING" else None
 
     def wait_running(self, timeout=30, names=None):
-        """Wait until every (named) program is RUNNING; return {name: pid}."""
-        def running():
-            procs = self.processes()
-            wanted = names or procs
-            return all(procs[n]["statename"] == "RUNNING" for n in wanted)
-        if not _wait(running, timeout, 0.2):
-            states = {n: p["statename"] for n, p in self.processes().items()}
-            raise TopologyError(f"programs not running after {timeout}s: {states}; "
-                                f"see {self.var}/log/")
-        return {n: p["pid"] for n, p in self.processes().items()}
+        """Wait until every (named) program is RUNNING; return {name: pid}.
+        A program gone FATAL (it failed every start supervisord tried)
+        will not run: that ends the wait, with the end of its log."""
+        def settled():
+            states = [p["statename"] for n, p in self.processes().items() if n in (names or [n])]
+            return "FATAL" in states or all(s == "RUNNING" for s in states)
+        _wait(settled, timeout, 0.2)
+        procs = self.processes()
+        states = {n: p["statename"] for n, p in procs.items()}
+        if any(states[n] != "RUNNING" for n in names or states):
+            said = "".join(f"\n  {name}: {line}" for name, state in states.items()
+                           if state != "RUNNING" for line in self.last_lines(name))
+            raise TopologyError(f"programs not running: {states}; see {self.var}/log/{said}")
+        return {n: p["pid"] for n, p in procs.items()}
+
+    def last_lines(self, name, count=2, size=2000):
+        """The last ``count`` lines ``name`` wrote to its log: most often
+        why it stopped."""
+        try:
+            text = self.rpc().tailProcessStdoutLog(name, 0, size)[0]
+        except (OSError, xmlrpc.client.Error):
+            return []
+        return [line for line in text.splitlines() if line.strip()][-count:]
 
     def kill_node(self, name):
         """SIGKILL a program's whole process tree (gunicorn master and workers)."""

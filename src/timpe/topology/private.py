@@ -15,7 +15,7 @@ from timpe.auth import client, keys
 from timpe.paths import APP_INI, BIN
 from timpe.topology import crate
 from timpe.topology.instance import Topology, TopologyError, prepare_store
-from timpe.topology.render import Ports, find_haproxy, parameters, render_configs
+from timpe.topology.render import Ports, find_haproxy, listeners, parameters, render_configs
 
 
 def free_ports(count):
@@ -44,7 +44,8 @@ def processes_under(directory):
 
 
 class Private:
-    def __init__(self, home, ports, supervisor_port, ini, cluster=(), crate_dir=None):
+    def __init__(self, home, ports, supervisor_port, ini, cluster=(), crate_dir=None,
+                 listeners=()):
         self.home = Path(home)
         self.ports = ports
         self.supervisor_port = supervisor_port
@@ -54,7 +55,7 @@ class Private:
         self.store = "crate" if self.cluster else "sqlite"
         self.url = f"http://127.0.0.1:{ports.haproxy}"
         self.topology = Topology(self.home / "supervisord.conf", self.home / "var",
-                                 app_config=self.ini)
+                                 app_config=self.ini, listeners=listeners)
 
     def roots(self):
         """The directories every process it runs names on its command line."""
@@ -96,10 +97,11 @@ def prepare(home, identifier="timpe-private", store="sqlite", crate_nodes=2, set
         raise TopologyError(f"unknown store {store!r}")
     *app_ports, supervisor_port = free_ports(4)
     ports = Ports(*app_ports)
-    render_configs(home, parameters(ports, bindir=str(BIN), haproxy=haproxy, bind="127.0.0.1",
-                                    identifier=identifier, supervisor_port=supervisor_port,
-                                    **overrides))
-    return Private(home, ports, supervisor_port, ini, cluster, crate_dir)
+    params = parameters(ports, bindir=str(BIN), haproxy=haproxy, bind="127.0.0.1",
+                        identifier=identifier, supervisor_port=supervisor_port, **overrides)
+    render_configs(home, params)
+    return Private(home, ports, supervisor_port, ini, cluster, crate_dir,
+                   listeners(params) + crate.listeners(cluster))
 
 
 def add_settings(ini, settings):

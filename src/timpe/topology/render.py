@@ -66,6 +66,16 @@ def parameters(ports=Ports(), **overrides):
     return params
 
 
+def listeners(params):
+    """Where the servers of a topology rendered with ``params`` listen:
+    [(name, host, port)]."""
+    host = "0.0.0.0" if params["bind"] == "*" else params["bind"]
+    return [("HAProxy", host, params["haproxy_port"]),
+            ("app", "127.0.0.1", params["app_port"]),
+            ("app2", "127.0.0.1", params["app2_port"]),
+            ("supervisord", "127.0.0.1", params["supervisor_port"])]
+
+
 def render(name, params):
     template = Template((ETC / TEMPLATES[name]).read_text())
     return template.substitute(params, template=f"etc/{TEMPLATES[name]}")
