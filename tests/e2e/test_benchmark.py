@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from timpe.paths import BIN
-from timpe.topology.private import processes_under
+from timpe.topology.private import free_ports, processes_under
 
 TINY = ["--quick", "--probe", "300", "--immediate", "200", "--phase1", "300", "--holds", "100",
         "--reads", "20", "--history", "100", "--soak", "200", "-c", "8", "--rounds", "2",
@@ -201,3 +201,17 @@ def test_the_workloads_on_crate_wait_for_the_store_s_compilers():
         assert re.search(rf"^{shape}/bulk ceiling beside it = \d+\.\d+  \(target >= 0.065: "
                          r"(met|MISSED)\)", out, re.M), out
     assert "audit: 0 problems" in out and "http 5" not in out
+
+
+def test_benchmark_of_no_topology_says_so_and_writes_nothing(tmp_path):
+    # Its store: tmp_path/var/timpe.sqlite, as etc/app.ini's path makes it.
+    (tmp_path / "etc").mkdir()
+    ini = tmp_path / "etc" / "app.ini"
+    ini.write_text((BIN.parent / "etc" / "app.ini").read_text())
+    url = f"http://127.0.0.1:{free_ports(1)[0]}"
+    done = subprocess.run([str(BIN / "benchmark"), "--url", url, "--config", str(ini), *TINY],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"nothing answers GET {url}/probe_status" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "var").exists()
