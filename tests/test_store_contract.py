@@ -271,11 +271,16 @@ def test_update_applies_whatever_the_version(store):
     assert store.get(USERS.name, ("u2",)) is None
 
 
-def test_cas_never_changes_a_primary_key(store):
+def test_cas_and_update_change_something_and_never_a_primary_key(store):
     store.insert(USERS.name, user())
     version = store.get(USERS.name, ("u1",))["_version"]
-    with pytest.raises(ValueError):
-        store.cas(USERS.name, ("u1",), version, {"id": "u9"})
+    for change in (lambda changes: store.cas(USERS.name, ("u1",), version, changes),
+                   lambda changes: store.update(USERS.name, ("u1",), changes)):
+        with pytest.raises(ValueError, match="a primary key never changes"):
+            change({"id": "u9", "nickname": "x"})
+        with pytest.raises(ValueError, match="at least one change"):
+            change({})
+    assert store.get(USERS.name, ("u1",))["_version"] == version
 
 
 def test_cas_accepts_the_token_a_scan_returned(store):

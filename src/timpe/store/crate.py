@@ -45,7 +45,7 @@ from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.sent import Sent
 from timpe.store.schema import (
-    check_columns, count_by_sql, key_values, prefix_values, scan_sql, table,
+    check_changes, check_columns, count_by_sql, key_values, prefix_values, scan_sql, table,
 )
 
 # CrateDB has no version column: every row carries these two system columns,
@@ -162,11 +162,7 @@ def insert_params(tbl, row):
 @functools.lru_cache(maxsize=None)
 def update_sql(tbl, cols, compare):
     """UPDATE of one row by primary key; ``compare``: only at a version."""
-    check_columns(tbl, cols)
-    if not cols:
-        raise ValueError("an update needs at least one change")
-    if set(cols) & set(tbl.pk):
-        raise ValueError("a primary key never changes")
+    check_changes(tbl, cols)
     assignments = ", ".join(f"{quote(c)} = ?" for c in cols)
     match = key_match(tbl) + (VERSION_COLUMNS if compare else ())
     return f"UPDATE {quote(tbl.name)} SET {assignments} WHERE {_match(match)}"

@@ -66,6 +66,16 @@ def check_columns(tbl, columns):
         raise ValueError(f"unknown columns for {tbl.name}: {sorted(unknown)}")
 
 
+def check_changes(tbl, columns):
+    """An update's columns: known, at least one, and no primary key column
+    (a row's key never changes)."""
+    check_columns(tbl, columns)
+    if not columns:
+        raise ValueError("an update needs at least one change")
+    if set(columns) & set(tbl.pk):
+        raise ValueError("a primary key never changes")
+
+
 def key_values(tbl, key):
     """The primary-key values of ``key`` as a list, checked against ``tbl``."""
     key = list(key) if isinstance(key, (tuple, list)) else [key]

@@ -21,7 +21,7 @@ from timpe.store.batching import Batcher
 from timpe.store.interfaces import IStore
 from timpe.store.sent import Sent
 from timpe.store.schema import (
-    check_columns, count_by_sql, key_values, prefix_values, scan_sql, table,
+    check_changes, check_columns, count_by_sql, key_values, prefix_values, scan_sql, table,
 )
 
 
@@ -487,11 +487,7 @@ def get_sql(table_name):
 def update_sql(table_name, cols, compare):
     """UPDATE of one row by primary key; ``compare``: only at a version."""
     tbl = table(table_name)
-    check_columns(tbl, cols)
-    if not cols:
-        raise ValueError("an update needs at least one change")
-    if set(cols) & set(tbl.pk):
-        raise ValueError("a primary key never changes")
+    check_changes(tbl, cols)
     assignments = ", ".join(f"{c} = ?" for c in cols)
     return (f"UPDATE {tbl.name} SET {assignments}, version = version + 1 "
             f"WHERE {_match(tbl.pk)}{' AND version = ?' if compare else ''} RETURNING 1")
