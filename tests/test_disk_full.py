@@ -69,9 +69,8 @@ def test_a_full_disk_answers_503_loses_nothing_and_passes(small_disk):
     # A transfer answered 503 may have been begun: it ends now, as any would.
     while app.post("/process").json["more"]:
         pass
-    report = assert_sound(store)
+    assert_sound(store)
     moved = app.get(f"/users/{recipient}").json["data"]["balance"]
     assert 6 <= moved <= 56
     assert app.get(f"/users/{sender}").json["data"]["balance"] == 1000 - moved
-    assert report["problems"] == []
     store.close()

@@ -60,8 +60,6 @@ def up(args):
     if topology.is_up():
         print("already running; applying any change of supervisord.conf "
               "(to switch the store, make stop first)")
-    else:
-        topology.check_listeners()
     if args.store == "sqlite":  # nothing to wait for: ready before the nodes start
         _prepare_store(config, 0)
     pids = topology.start()

@@ -182,24 +182,20 @@ class Topology:
         info = self.processes()[name]
         return info["pid"] if info["statename"] == "RUNNING" else None
 
-    def wait_running(self, timeout=30, names=None):
-        """Wait until every (named) program is RUNNING; return {name: pid}.
-        A program gone FATAL (it failed every start supervisord tried)
-        will not run: that ends the wait, with the end of its log."""
-        def states():
-            return {n: p["statename"] for n, p in self.processes().items()
-                    if names is None or n in names}
-
+    def wait_running(self, timeout=30):
+        """Wait until every program is RUNNING; return {name: pid}. A
+        program gone FATAL (it failed every start supervisord tried) will
+        not run: that ends the wait, with the end of its log."""
         def settled():
-            now = states().values()
-            return "FATAL" in now or all(s == "RUNNING" for s in now)
+            states = [p["statename"] for p in self.processes().values()]
+            return "FATAL" in states or all(s == "RUNNING" for s in states)
         _wait(settled, timeout, 0.2)
         procs = self.processes()
-        every = {n: p["statename"] for n, p in procs.items()}
-        if any(state != "RUNNING" for state in states().values()):
-            said = "".join(f"\n  {name}: {line}" for name, state in every.items()
+        states = {n: p["statename"] for n, p in procs.items()}
+        if any(state != "RUNNING" for state in states.values()):
+            said = "".join(f"\n  {name}: {line}" for name, state in states.items()
                            if state != "RUNNING" for line in self.last_lines(name))
-            raise TopologyError(f"programs not running: {every}; see {self.var}/log/{said}")
+            raise TopologyError(f"programs not running: {states}; see {self.var}/log/{said}")
         return {n: p["pid"] for n, p in procs.items()}
 
     def last_lines(self, name, count=2, size=2000):
