@@ -48,10 +48,19 @@ def test_benchmark_prints_the_figures_and_stops_everything():
             r"CPU per immediate transfer: supervisord \d+ us, app \d+ us, app2 \d+ us, "
             r"haproxy \d+ us, "
             r"client \d+ us \(sum \d+ us\)",
+            r"CPU per phase-1 transfer: supervisord \d+ us, app \d+ us, app2 \d+ us, "
+            r"haproxy \d+ us, client \d+ us \(sum \d+ us\)",
             r"audit: 0 problems, .* in flight 0"):
         assert re.search(figure, out), f"{figure!r} not in:\n{out}"
     # A transfer (a store read, writes, a sync) costs more than a probe.
     assert float(re.search(r"CPU transfer/probe = (\d+\.\d+)", out).group(1)) > 1, out
+    # Phase 1 alone writes one row and no ledger row: both parts cost something.
+    worth = re.search(r"CPU in probes' worth: phase 1 (\d+\.\d+), phase 2 (-?\d+\.\d+) "
+                      r"\(an immediate transfer (\d+\.\d+); transfers/probe >= 0.4 needs it "
+                      r"at 2.50 at most\)", out)
+    assert worth, out
+    first, second, whole = map(float, worth.groups())
+    assert first > 1 and second > 0 and abs(first + second - whole) < 0.02, out
     assert "http 5" not in out
     # Its topology is stopped and its directory removed.
     assert processes_under(home) == []

@@ -232,6 +232,22 @@ def answers(result):
     return ", ".join(f"{k} x{n}" for k, n in sorted(result.kinds.items()))
 
 
+def with_cpu(bench, run, spent):
+    """``run()``'s result, its CPU seconds by process added to ``spent``
+    (nothing where the processes are not measured)."""
+    before = bench.cpu_snapshot()
+    result = run()
+    if before is not None:
+        for name, total in bench.cpu_snapshot().items():
+            spent[name] = spent.get(name, 0.0) + total - before.get(name, 0.0)
+    return result
+
+
+def per_request(spent, result):
+    """{process: CPU us per request} of ``result``'s requests."""
+    return {name: used / result.count * 1e6 for name, used in spent.items()}
+
+
 def alternate(bench, ids, say):
     """Probe and immediate runs in turns; (probe, immediate, median ratio,
     its spread, and {"probe" or "immediate": {process: CPU us per request}}
@@ -241,12 +257,7 @@ def alternate(bench, ids, say):
     spent = {"probe": {}, "immediate": {}}  # CPU seconds by process, each side's runs
 
     def counted(side, run):
-        before = bench.cpu_snapshot()
-        result = run()
-        if before is not None:
-            for name, total in bench.cpu_snapshot().items():
-                spent[side][name] = spent[side].get(name, 0.0) + total - before.get(name, 0.0)
-        return result
+        return with_cpu(bench, run, spent[side])
 
     for r in range(1, rounds + 1):
         probes.append(counted("probe", lambda: bench.probe(max(1, c["probe"] // rounds))))
@@ -259,7 +270,7 @@ def alternate(bench, ids, say):
     probe, immediate = load.Result.merged(probes), load.Result.merged(transfers)
     per = None
     if bench.processes is not None:
-        per = {side: {name: used / result.count * 1e6 for name, used in spent[side].items()}
+        per = {side: per_request(spent[side], result)
                for side, result in (("probe", probe), ("immediate", immediate))}
     return probe, immediate, statistics.median(ratios), (min(ratios), max(ratios)), per
 
@@ -270,6 +281,19 @@ def say_cpu(per, say):
         say(f"CPU per {what}: " + ", ".join(f"{n} {us:.0f} us" for n, us in per[side].items())
             + f" (sum {sum(per[side].values()):.0f} us)")
     say(f"CPU transfer/probe = {sum(per['immediate'].values()) / sum(per['probe'].values()):.2f}")
+
+
+def say_phase2(per, phase1, say):
+    """Where an immediate transfer's CPU goes beyond its phase 1 (the same
+    request, validation, insert and sync, with no ledger row): what the
+    target ratio leaves phase 2, in probes' worth."""
+    probe, transfer, first = (sum(p.values()) for p in (per["probe"], per["immediate"], phase1))
+    say("CPU per phase-1 transfer: " + ", ".join(f"{n} {us:.0f} us" for n, us in phase1.items())
+        + f" (sum {first:.0f} us)")
+    op, target = TARGETS["transfers/probe"]
+    say(f"CPU in probes' worth: phase 1 {first / probe:.2f}, phase 2 "
+        f"{(transfer - first) / probe:.2f} (an immediate transfer {transfer / probe:.2f}; "
+        f"transfers/probe {op} {target} needs it at {1 / target:.2f} at most)")
 
 
 def report_rss(cold, before, after, say):
@@ -304,9 +328,13 @@ def measure(bench, ids, short, long_id, say):
     if per is not None:
         say_cpu(per, say)
 
-    phase1 = bench.transfers("phase 1", "/transactions", c["phase1"], ids)
+    spent = {}
+    phase1 = with_cpu(bench, lambda: bench.transfers("phase 1", "/transactions", c["phase1"], ids),
+                      spent)
     say(f"POST /transactions (phase 1 only): {phase1.rate:.0f} transfers/s, "
         f"p50 {ms(phase1.percentile(50))}, p99 {ms(phase1.percentile(99))} ({answers(phase1)})")
+    if per is not None:
+        say_phase2(per, per_request(spent, phase1), say)
     processed, seconds, batches, kinds = bench.drain(phase1.ok())
     say(f"POST /process?limit={BATCH}: drained {processed} queued transfers in {seconds:.2f} s "
         f"= {processed / seconds:.0f} transfers/s ({batches} batches, {kinds})")
