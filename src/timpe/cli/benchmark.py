@@ -256,13 +256,12 @@ def alternate(bench, ids, say):
     probes, transfers = [], []
     spent = {"probe": {}, "immediate": {}}  # CPU seconds by process, each side's runs
 
-    def counted(side, run):
-        return with_cpu(bench, run, spent[side])
-
     for r in range(1, rounds + 1):
-        probes.append(counted("probe", lambda: bench.probe(max(1, c["probe"] // rounds))))
-        transfers.append(counted("immediate", lambda: bench.transfers(
-            "immediately", "/transactions/immediately", max(1, c["immediate"] // rounds), ids)))
+        probes.append(with_cpu(bench, lambda: bench.probe(max(1, c["probe"] // rounds)),
+                               spent["probe"]))
+        transfers.append(with_cpu(bench, lambda: bench.transfers(
+            "immediately", "/transactions/immediately", max(1, c["immediate"] // rounds), ids),
+            spent["immediate"]))
         say(f"round {r}/{rounds}: GET /probe_status {probes[-1].rate:.0f}/s, "
             f"POST /transactions/immediately {transfers[-1].rate:.0f}/s, "
             f"ratio {transfers[-1].rate / probes[-1].rate:.3f}")
