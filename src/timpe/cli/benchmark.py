@@ -527,19 +527,11 @@ def processes_of(topology, names):
                        if n in names and info["statename"] == "RUNNING"}}
 
 
-def reachable(url):
-    """Whether a topology answers its health check at ``url``."""
-    import requests
-
-    try:
-        return requests.get(f"{url}/probe_status", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def against_url(args, counts, say):
+    from timpe.topology.instance import answers
+
     # Before anything is written to the store the config names.
-    if not reachable(args.url):  # no figure to give: exit 2, as for bad arguments
+    if not answers(f"{args.url}/probe_status", timeout=5):  # exit 2, as for bad arguments
         print(f"nothing answers GET {args.url}/probe_status: start the topology "
               "(make run), or name another with --url", file=sys.stderr)
         sys.exit(2)

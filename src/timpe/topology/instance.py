@@ -41,6 +41,14 @@ def taken(listeners):
     return found
 
 
+def answers(url, timeout=2):
+    """Whether ``url`` answers 200 now."""
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def prepare_store(config, timeout=0, say=None):
     """Make the operator key if there is none yet (timpe.auth.keys), wait up
     to ``timeout`` s for the store of ``config`` to answer (a cluster
@@ -242,12 +250,7 @@ class Topology:
 
     @staticmethod
     def wait_http(url, timeout=30):
-        def answers():
-            try:
-                return requests.get(url, timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-        if not _wait(answers, timeout, 0.2):
+        if not _wait(lambda: answers(url), timeout, 0.2):
             raise TopologyError(f"{url} did not answer 200 within {timeout}s")
 
     @staticmethod
