@@ -87,6 +87,36 @@ def test_routing_is_only_for_a_topology_of_its_own():
         assert done.returncode == 2 and "--routing is for" in done.stderr, done.stderr
 
 
+def test_in_process_benchmark_holds_one_process_against_the_stack():
+    """--in-process: the app called without HTTP in a process of its own,
+    every answer 2xx and its store sound, against probes through a stack."""
+    done = subprocess.run([str(BIN / "benchmark"), "--in-process", "--probe", "600",
+                           "--immediate", "200", "--rounds", "2", "-c", "8"],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert re.search(r"round 2/2: GET /probe_status through the stack \d+/s; in one process "
+                     r"without HTTP, transfers \d+/s, probes \d+/s", out), out
+    cpu = {name: int(us) for name, us in re.findall(
+        r"in one process without HTTP, an? (immediate transfer|probe): \d+/s \(median\), "
+        r"CPU (\d+) us \(\d+ us of it the kernel's\)", out)}
+    # A transfer writes rows and syncs the WAL; a probe answers from memory.
+    assert cpu["immediate transfer"] > 3 * cpu["probe"] > 0, out
+    assert re.search(r"one process doing every transfer's work reaches transfers/probe "
+                     r"\d+\.\d+ at most, before any HTTP \(the median of 2 rounds; the target "
+                     r">= 0.4 is (within|beyond) it\)", out), out
+    assert "audit of the in-process store: 0 problems" in out
+    home = re.search(r"in-process benchmark in (\S+):", out).group(1)
+    assert processes_under(home) == [] and not os.path.exists(home)
+
+
+def test_in_process_is_for_sqlite_on_a_topology_of_its_own():
+    for other in (["--url", "http://127.0.0.1:9"], ["--store", "crate"], ["--workloads"]):
+        done = subprocess.run([str(BIN / "benchmark"), "--in-process", *other],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "--in-process measures SQLite" in done.stderr, done.stderr
+
+
 def test_benchmark_of_a_running_topology_adds_and_deletes_nothing(topology):
     """--url: the topology is the one already running; its data stays."""
     api = topology.api

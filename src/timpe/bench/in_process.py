@@ -1,0 +1,146 @@
+"""bin/benchmark --in-process: what a transfer's own work costs one process.
+
+The WSGI application of the nodes' ini is called from greenlets of a
+process of its own (gevent-patched like a node's worker), on a SQLite file
+of its own: no HTTP server, no HAProxy, no second process writing the
+file. Its transfers/s is the most that one process doing every transfer's
+whole work could carry, however cheap the HTTP in front of it; held
+against GET /probe_status through the stack in the same run, it bounds the
+transfers/probe ratio of any topology where one process does that work.
+
+The parent (:class:`InProcess`) starts ``python -m timpe.bench.in_process
+INI HOME USERS CONCURRENCY`` and sends it one command a line (``probe N``,
+``transfers N``, ``audit``); each answer is one line of JSON.
+"""
+import json
+import subprocess
+import sys
+
+#: An answer the child gives when it is ready for commands.
+READY = "ready"
+
+
+class InProcess:
+    """The child process, started on entering and stopped on leaving."""
+
+    def __init__(self, ini, home, users, concurrency):
+        self._args = [sys.executable, "-m", __name__, str(ini), str(home), str(users),
+                      str(concurrency)]
+        self._child = None
+
+    def __enter__(self):
+        self._child = subprocess.Popen(self._args, stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True)
+        self._answer()  # READY, once its users are registered
+        return self
+
+    def __exit__(self, *exc):
+        self._child.stdin.close()
+        try:
+            self._child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+
+    def run(self, kind, count):
+        """``count`` requests of ``kind`` ('probe' or 'transfers'): {"count",
+        "ok", "seconds", "cpu", "system"} (CPU seconds of the whole process,
+        its threads' included; ``system``: the kernel's part)."""
+        self._child.stdin.write(f"{kind} {count}\n")
+        self._child.stdin.flush()
+        return self._answer()
+
+    def audit(self):
+        """The audit of its store: {"problems": count}."""
+        return self.run("audit", 0)
+
+    def _answer(self):
+        line = self._child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the in-process benchmark exited ({self._child.wait()})")
+        return json.loads(line)
+
+
+def _serve(ini, home, users, concurrency):
+    import io
+    import random
+    import resource
+    import time
+    from pathlib import Path
+
+    import gevent
+
+    from timpe import main
+    from timpe.audit import audit
+    from timpe.auth import client
+    from timpe.bench import history
+    from timpe.cli import load_settings
+    from timpe.store import DEFAULT
+    from timpe.store.interfaces import IStore
+    from timpe.store.sqlite import SQLiteStore
+
+    settings = {**load_settings(ini), "timpe.store": DEFAULT,
+                "sqlite.path": str(Path(home) / "in-process.sqlite")}
+    store = SQLiteStore.from_settings(settings)
+    store.setup()
+    ids = history.register(store, users)
+    store.close()
+    app = main({}, **settings)
+    authorization = client.headers(client.operator_key(ini))["Authorization"]
+    rnd = random.Random(1)
+
+    def call(method, path, body=b""):
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
+                   "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+                   "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+                   "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
+                   "HTTP_AUTHORIZATION": authorization}
+        status = []
+        for _ in app(environ, lambda s, headers, exc_info=None: status.append(s)):
+            pass
+        return status[0][:1] == "2"
+
+    def transfer():
+        sender, recipient = rnd.sample(ids, 2)
+        return call("POST", "/transactions/immediately", json.dumps(
+            {"sender": sender, "recipient": recipient, "amount": 0.01}).encode())
+
+    kinds = {"probe": lambda: call("GET", "/probe_status"), "transfers": transfer}
+
+    def measure(request, count):
+        left, ok = [count], [0]
+
+        def client_():
+            while left[0] > 0:
+                left[0] -= 1
+                answered = request()  # yields: add once it is back
+                ok[0] += answered
+        started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+        gevent.joinall([gevent.spawn(client_) for _ in range(concurrency)])
+        after, seconds = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - started
+        system = after.ru_stime - before.ru_stime
+        return {"count": count, "ok": ok[0], "seconds": seconds, "system": system,
+                "cpu": after.ru_utime - before.ru_utime + system}
+
+    def answer(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    answer(READY)
+    for line in sys.stdin:
+        kind, count = line.split()
+        if kind == "audit":
+            answer({"problems": audit(app.registry.getUtility(IStore))["problem_count"]})
+        else:
+            answer(measure(kinds[kind], int(count)))
+
+
+if __name__ == "__main__":
+    import warnings
+
+    from gevent import monkey
+
+    monkey.patch_all()  # as a node's gevent worker is, before anything else
+    # Pyramid's import of pkg_resources warns; this process's stderr is the user's terminal.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    _serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
