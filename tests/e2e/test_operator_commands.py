@@ -72,6 +72,16 @@ def test_supervisorctl_status(topology):
     assert status.stdout.count("RUNNING") == len(programs)
 
 
+def test_supervisorctl_says_when_supervisord_is_not_running(tmp_path):
+    """Not a socket's URL and "no such file": what is wrong and what to do."""
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(f"[supervisorctl]\nserverurl = unix://{tmp_path}/supervisor.sock\n")
+    status = bin_("supervisorctl", "-c", str(conf), "status")
+    assert status.returncode == 4, status.stdout + status.stderr
+    assert status.stderr == (f"bin/supervisorctl: supervisord is not running ({tmp_path}/"
+                             "supervisor.sock is not there); start everything with make run\n")
+
+
 def test_app_runs_one_node_in_the_foreground(tmp_path):
     import shutil
     import time

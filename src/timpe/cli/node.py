@@ -67,11 +67,28 @@ def supervisord(argv=None):
     daemon.main(_with_config(argv))
 
 
+#: supervisorctl's exit status where it cannot reach supervisord (LSB: unknown).
+NOT_RUNNING = 4
+
+
 def supervisorctl(argv=None):
+    import os
+
     from supervisor import supervisorctl as ctl
+    from supervisor.options import ClientOptions
 
     _supervisor_env()
-    ctl.main(_with_config(argv))
+    argv = _with_config(argv)
+    options = ClientOptions()  # read here to look at the socket; main reads its own
+    options.realize(argv, doc=ctl.__doc__)
+    # Where supervisord was never started (or is stopped) its socket is not
+    # there; supervisorctl would only print the socket's URL and "no such file".
+    scheme, _, path = options.serverurl.partition("://")
+    if scheme == "unix" and not os.path.exists(path):
+        print(f"bin/supervisorctl: supervisord is not running ({path} is not there); "
+              "start everything with make run", file=sys.stderr)
+        sys.exit(NOT_RUNNING)
+    ctl.main(argv)
 
 
 def _supervisor_env():
