@@ -168,3 +168,23 @@ def test_a_three_node_ini_names_every_node(tmp_path):
     store = store_from_settings(appconfig(f"config:{ini}"))
     assert isinstance(store, CrateStore)
     assert store.hosts == ["localhost:4200", "localhost:4201", "localhost:4202"]
+
+
+def test_a_cluster_that_cannot_serve_is_told_with_its_nodes_last_log_lines(tmp_path):
+    """Its directory goes when the topology stops: the error keeps what the
+    nodes said (the last lines of each log, the collector's left out)."""
+    from timpe.topology.private import LOG_TAIL, log_tails
+
+    for node, name in (("crate", "supervisor.log"), ("crate2", "timpe-e2e.log"),
+                       ("crate", "gc.log")):
+        (tmp_path / "log" / node).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "log" / node / name).write_text(
+            "".join(f"{node} {name} line {i}\n" for i in range(LOG_TAIL + 5)))
+    told = log_tails(tmp_path)
+    for node, name in (("crate", "supervisor.log"), ("crate2", "timpe-e2e.log")):
+        assert f"the last lines of {tmp_path}/log/{node}/{name}:" in told
+        assert f"{node} {name} line {LOG_TAIL + 4}\n" in told + "\n"
+        assert f"{node} {name} line 4\n" not in told  # older than the tail
+        assert f"{node} {name} line 5\n" in told
+    assert "gc.log" not in told
+    assert log_tails(None) == "" and log_tails(tmp_path / "none") == ""

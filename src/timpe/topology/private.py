@@ -43,6 +43,29 @@ def processes_under(directory):
     return found
 
 
+#: Lines of each CrateDB node's logs that a failure to start quotes.
+LOG_TAIL = 20
+
+
+def log_tails(crate_dir, lines=LOG_TAIL):
+    """The last ``lines`` of each log file under ``crate_dir``'s log/ (each
+    node's own, and what supervisor caught of its output; not the garbage
+    collector's), as text to add to an error; empty where there are none."""
+    if crate_dir is None:
+        return ""
+    tails = []
+    for path in sorted((Path(crate_dir) / "log").glob("*/*.log")):
+        if path.name.startswith("gc"):  # the JVM's collector: no word on why
+            continue
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        if tail:
+            tails.append(f"\n--- the last lines of {path}:\n" + "\n".join(tail))
+    return "".join(tails)
+
+
 class Private:
     def __init__(self, home, ports, supervisor_port, ini, cluster=(), crate_dir=None,
                  listeners=()):
@@ -131,7 +154,11 @@ def running(private, timeout=60):
     """
     try:
         private.topology.start(timeout=timeout)
-        prepare_store(private.ini, timeout=180 if private.cluster else 0)
+        try:
+            prepare_store(private.ini, timeout=180 if private.cluster else 0)
+        except TopologyError as exc:
+            # The cluster's logs go with its directory on leaving: say what they said.
+            raise TopologyError(f"{exc}{log_tails(private.crate_dir)}") from exc
         private.topology.wait_http(f"{private.url}/probe_status", timeout=30)
         private.topology.wait_routed(private.url)
         yield private
