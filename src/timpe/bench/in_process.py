@@ -12,6 +12,8 @@ The parent (:class:`InProcess`) starts ``python -m timpe.bench.in_process
 INI HOME USERS CONCURRENCY`` and sends it one command a line (``probe N``,
 ``transfers N``, ``audit``); each answer is one line of JSON.
 """
+# Only light imports here: as __main__ this module patches gevent before
+# the rest of timpe is imported (each function imports what it uses).
 import json
 import subprocess
 import sys
@@ -59,6 +61,65 @@ class InProcess:
         if not line:
             raise RuntimeError(f"the in-process benchmark exited ({self._child.wait()})")
         return json.loads(line)
+
+
+def run(args, counts, say, bench_class, users, target):
+    """Rounds of GET /probe_status through a stack of its own (a
+    ``bench_class``, timpe.cli.benchmark.Bench), then immediate transfers
+    between ``users`` users and probes called in the child; print the
+    transfers/probe the child reaches at best against ``target`` (op,
+    value); return (every answer 2xx, its store sound)."""
+    import shutil
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from timpe.bench import load
+    from timpe.topology import private as private_topology
+
+    home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
+    rounds, per_round = counts["rounds"], {k: max(1, counts[k] // counts["rounds"])
+                                           for k in ("probe", "immediate")}
+    say(f"in-process benchmark in {home}: counts {per_round} a round, {rounds} rounds, "
+        f"concurrency {args.concurrency}")
+    prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers)
+    stack, transfers, probes = [], [], []
+    with private_topology.running(prepared) as running, \
+            InProcess(prepared.ini, home, users, args.concurrency) as own:
+        bench = bench_class("127.0.0.1", running.ports.haproxy, counts, args.concurrency)
+        bench.probe(counts["probe"] // 4)  # warm-ups, not counted
+        own.run("probe", counts["probe"] // 4)
+        own.run("transfers", counts["immediate"] // 10)
+        for r in range(1, rounds + 1):
+            stack.append(bench.probe(per_round["probe"]))
+            transfers.append(own.run("transfers", per_round["immediate"]))
+            probes.append(own.run("probe", per_round["probe"]))
+            say(f"round {r}/{rounds}: GET /probe_status through the stack {stack[-1].rate:.0f}/s; "
+                f"in one process without HTTP, transfers {_rate(transfers[-1]):.0f}/s, "
+                f"probes {_rate(probes[-1]):.0f}/s")
+        problems = own.audit()["problems"]
+    for name, runs in (("an immediate transfer", transfers), ("a probe", probes)):
+        count = sum(run["count"] for run in runs)
+        say(f"in one process without HTTP, {name}: "
+            f"{statistics.median(_rate(run) for run in runs):.0f}/s (median), "
+            f"CPU {sum(run['cpu'] for run in runs) / count * 1e6:.0f} us "
+            f"({sum(run['system'] for run in runs) / count * 1e6:.0f} us of it the kernel's)")
+    ceiling = statistics.median(_rate(t) / p.rate for t, p in zip(transfers, stack))
+    op, target = target
+    say(f"GET /probe_status through the stack: {load.Result.merged(stack).rate:.0f}/s; "
+        f"one process doing every transfer's work reaches transfers/probe {ceiling:.3f} at "
+        f"most, before any HTTP (the median of {rounds} rounds; the target {op} {target} "
+        f"is {'within' if ceiling >= target else 'beyond'} it)")
+    say(f"audit of the in-process store: {problems} problems")
+    if not args.keep:
+        shutil.rmtree(home, ignore_errors=True)
+    clean = (all(r.ok() == r.count for r in stack)
+             and all(run["ok"] == run["count"] for run in transfers + probes))
+    return clean, problems == 0
+
+
+def _rate(run):
+    return run["count"] / run["seconds"]
 
 
 def _serve(ini, home, users, concurrency):

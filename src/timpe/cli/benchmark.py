@@ -597,61 +597,6 @@ def on_own_topology(args, counts, say):
     return clean, sound
 
 
-def in_process(args, counts, say):
-    """Rounds of GET /probe_status through a stack of its own, then
-    immediate transfers and probes called in one process of its own
-    without HTTP (timpe.bench.in_process): the transfers/probe that one
-    process doing every transfer's work could reach at best."""
-    import shutil
-
-    from timpe.bench.in_process import InProcess
-    from timpe.topology import private as private_topology
-
-    home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
-    rounds, per_round = counts["rounds"], {k: max(1, counts[k] // counts["rounds"])
-                                           for k in ("probe", "immediate")}
-    say(f"in-process benchmark in {home}: counts {per_round} a round, {rounds} rounds, "
-        f"concurrency {args.concurrency}")
-    prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers)
-    stack, transfers, probes = [], [], []
-    with private_topology.running(prepared) as running, \
-            InProcess(prepared.ini, home, USERS, args.concurrency) as own:
-        bench = Bench("127.0.0.1", running.ports.haproxy, counts, args.concurrency)
-        bench.probe(counts["probe"] // 4)  # warm-ups, not counted
-        own.run("probe", counts["probe"] // 4)
-        own.run("transfers", counts["immediate"] // 10)
-        for r in range(1, rounds + 1):
-            stack.append(bench.probe(per_round["probe"]))
-            transfers.append(own.run("transfers", per_round["immediate"]))
-            probes.append(own.run("probe", per_round["probe"]))
-            say(f"round {r}/{rounds}: GET /probe_status through the stack {stack[-1].rate:.0f}/s; "
-                f"in one process without HTTP, transfers {_rate(transfers[-1]):.0f}/s, "
-                f"probes {_rate(probes[-1]):.0f}/s")
-        problems = own.audit()["problems"]
-    for name, runs in (("an immediate transfer", transfers), ("a probe", probes)):
-        count = sum(run["count"] for run in runs)
-        say(f"in one process without HTTP, {name}: "
-            f"{statistics.median(_rate(run) for run in runs):.0f}/s (median), "
-            f"CPU {sum(run['cpu'] for run in runs) / count * 1e6:.0f} us "
-            f"({sum(run['system'] for run in runs) / count * 1e6:.0f} us of it the kernel's)")
-    ceiling = statistics.median(_rate(t) / p.rate for t, p in zip(transfers, stack))
-    op, target = TARGETS["transfers/probe"]
-    say(f"GET /probe_status through the stack: {load.Result.merged(stack).rate:.0f}/s; "
-        f"one process doing every transfer's work reaches transfers/probe {ceiling:.3f} at "
-        f"most, before any HTTP (the median of {rounds} rounds; the target {op} {target} "
-        f"is {'within' if ceiling >= target else 'beyond'} it)")
-    say(f"audit of the in-process store: {problems} problems")
-    if not args.keep:
-        shutil.rmtree(home, ignore_errors=True)
-    clean = (all(r.ok() == r.count for r in stack)
-             and all(run["ok"] == run["count"] for run in transfers + probes))
-    return clean, problems == 0
-
-
-def _rate(run):
-    return run["count"] / run["seconds"]
-
-
 #: --durability: the default first (the probe runs on its topology), and
 #: NORMAL last, the figure it is held against.
 LEVELS = ("ANSWER", "FULL", "NORMAL")
@@ -734,7 +679,8 @@ def main(argv=None):
     if args.durability:
         clean, sound = compare_durability(args, counts, say)
     elif args.in_process:
-        clean, sound = in_process(args, counts, say)
+        from timpe.bench import in_process
+        clean, sound = in_process.run(args, counts, say, Bench, USERS, TARGETS["transfers/probe"])
     else:
         clean, sound = (against_url if args.url else on_own_topology)(args, counts, say)
     if not (clean and sound):
