@@ -5,6 +5,7 @@ seed's ports or var/. With ``store="crate"`` its supervisord also runs a
 CrateDB cluster of its own, on free ports too."""
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,12 +19,43 @@ from timpe.topology.instance import Topology, TopologyError, prepare_store
 from timpe.topology.render import Ports, find_haproxy, listeners, parameters, render_configs
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
+#: The lowest port free_ports hands out: above every port the seed's
+#: topology uses (HAProxy, the app nodes, supervisord, CrateDB's 4200s and 4300s).
+LOWEST_PORT = 10000
+#: Where Linux keeps the range it picks outgoing connections' ports from.
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_range():
+    """(first, last) port the kernel gives outgoing connections."""
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        first, last = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return first, last
+
+
+def free_ports(count):
+    """``count`` distinct ports free on 127.0.0.1 now, outside the range of
+    ephemeral ports: a port from that range may be taken by any outgoing
+    connection (the cluster's own among them) before the program it is
+    for binds it, which a CrateDB node does seconds after it starts."""
+    first, last = ephemeral_range()
+    candidates = [port for port in range(LOWEST_PORT, 65536) if not first <= port <= last]
+    random.shuffle(candidates)
+    sockets = []
+    try:
+        for port in candidates:
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use, or kept by a connection closing
+                sock.close()
+                continue
+            sockets.append(sock)
+            if len(sockets) == count:
+                return [sock.getsockname()[1] for sock in sockets]
+        raise TopologyError(f"fewer than {count} free ports outside {first}-{last}")
     finally:
         for sock in sockets:
             sock.close()
