@@ -43,7 +43,9 @@ def free_ports(count):
     that range leaves too few, the kernel picks the rest."""
     first, last = ephemeral_range()
     candidates = [port for port in range(LOWEST_PORT, 65536) if not first <= port <= last]
-    random.shuffle(candidates)
+    # Not the random module's shared generator: a test may have seeded it,
+    # and two suites side by side would then try the same ports in turn.
+    random.SystemRandom().shuffle(candidates)
     sockets = []
     try:
         for port in candidates:
