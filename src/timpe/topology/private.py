@@ -43,12 +43,13 @@ def free_ports(count):
     that range leaves too few, the kernel picks the rest."""
     first, last = ephemeral_range()
     candidates = [port for port in range(LOWEST_PORT, 65536) if not first <= port <= last]
-    # Not the random module's shared generator: a test may have seeded it,
-    # and two suites side by side would then try the same ports in turn.
-    random.SystemRandom().shuffle(candidates)
+    # From a random place on (not with the random module's shared
+    # generator: a test may have seeded it, and two suites side by side
+    # would then try the same ports).
+    start = random.SystemRandom().randrange(len(candidates)) if candidates else 0
     sockets = []
     try:
-        for port in candidates:
+        for port in candidates[start:] + candidates[:start]:
             sock = socket.socket()
             try:
                 sock.bind(("127.0.0.1", port))
