@@ -105,9 +105,35 @@ def test_in_process_benchmark_holds_one_process_against_the_stack():
     assert re.search(r"one process doing every transfer's work reaches transfers/probe "
                      r"\d+\.\d+ at most, before any HTTP \(the median of 2 rounds; the target "
                      r">= 0.4 is (within|beyond) it\)", out), out
-    assert "audit of the in-process store: 0 problems" in out
+    # Warm-up 20 transfers, then 2 rounds of 100: each one finished.
+    assert "audit of the in-process store: 0 problems, 220 transfers finished" in out, out
     home = re.search(r"in-process benchmark in (\S+):", out).group(1)
     assert processes_under(home) == [] and not os.path.exists(home)
+
+
+def test_in_process_benchmark_in_two_processes_on_one_file():
+    """--processes 2: both children's transfers land in the one file, at
+    the same time, and their figures are added up."""
+    done = subprocess.run([str(BIN / "benchmark"), "--in-process", "--processes", "2",
+                           "--probe", "600", "--immediate", "200", "--rounds", "2", "-c", "8"],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "concurrency 8, 2 processes" in out, out
+    assert re.search(r"round 2/2: GET /probe_status through the stack \d+/s; in 2 processes on "
+                     r"one file without HTTP, transfers \d+/s, probes \d+/s", out), out
+    assert re.search(r"2 processes on one file doing every transfer's work reach "
+                     r"transfers/probe \d+\.\d+ at most, before any HTTP", out), out
+    # Each child's warm-up of 20 and 2 rounds of 100, audited in the one file.
+    assert "audit of the in-process store: 0 problems, 440 transfers finished" in out, out
+    home = re.search(r"in-process benchmark in (\S+):", out).group(1)
+    assert processes_under(home) == [] and not os.path.exists(home)
+
+
+def test_processes_is_for_in_process():
+    done = subprocess.run([str(BIN / "benchmark"), "--processes", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--processes is for --in-process" in done.stderr, done.stderr
 
 
 def test_in_process_is_for_sqlite_on_a_topology_of_its_own():

@@ -11,6 +11,11 @@ Its CPU per request also counts the child making each request (a JSON
 body, a WSGI environ): about 7 µs, measured, of the 600-700 a transfer
 costs, so that bound is about 1 % lower than it would be without them.
 
+With ``--processes 2`` two such children share one SQLite file and the
+same users, as the two nodes do, and send their transfers at the same
+time (the concurrency split between them): the most that the nodes'
+two processes could carry with no HTTP at all, one core each.
+
 The parent (:class:`InProcess`) starts ``python -m timpe.bench.in_process
 INI HOME USERS CONCURRENCY`` and sends it one command a line (``probe N``,
 ``transfers N``, ``audit``); each answer is one line of JSON.
@@ -36,7 +41,7 @@ class InProcess:
     def __enter__(self):
         self._child = subprocess.Popen(self._args, stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True)
-        self._answer()  # READY, once its users are registered
+        self.answer()  # READY, once its users are registered
         return self
 
     def __exit__(self, *exc):
@@ -51,15 +56,19 @@ class InProcess:
         """``count`` requests of ``kind`` ('probe' or 'transfers'): {"count",
         "ok", "seconds", "cpu", "system"} (CPU seconds of the whole process,
         its threads' included; ``system``: the kernel's part)."""
+        self.send(kind, count)
+        return self.answer()
+
+    def send(self, kind, count):
+        """Start what run does; ``answer`` waits for its outcome."""
         self._child.stdin.write(f"{kind} {count}\n")
         self._child.stdin.flush()
-        return self._answer()
 
     def audit(self):
-        """The audit of its store: {"problems": count}."""
+        """The audit of its store: {"problems": count, "finished": transfers}."""
         return self.run("audit", 0)
 
-    def _answer(self):
+    def answer(self):
         line = self._child.stdout.readline()
         if not line:
             raise RuntimeError(f"the in-process benchmark exited ({self._child.wait()})")
@@ -69,9 +78,11 @@ class InProcess:
 def run(args, counts, say, bench_class, users, target):
     """Rounds of GET /probe_status through a stack of its own (a
     ``bench_class``, timpe.cli.benchmark.Bench), then immediate transfers
-    between ``users`` users and probes called in the child; print the
-    transfers/probe the child reaches at best against ``target`` (op,
-    value); return (every answer 2xx, its store sound)."""
+    between ``users`` users and probes called in the children
+    (``args.processes`` of them, on one file); print the transfers/probe
+    they reach at best against ``target`` (op, value); return (every answer
+    2xx, their store sound)."""
+    import contextlib
     import shutil
     import statistics
     import tempfile
@@ -83,42 +94,61 @@ def run(args, counts, say, bench_class, users, target):
     home = Path(tempfile.mkdtemp(prefix="timpe-bench-"))
     rounds, per_round = counts["rounds"], {k: max(1, counts[k] // counts["rounds"])
                                            for k in ("probe", "immediate")}
+    many = args.processes
+    where = "in one process" if many == 1 else f"in {many} processes on one file"
     say(f"in-process benchmark in {home}: counts {per_round} a round, {rounds} rounds, "
-        f"concurrency {args.concurrency}")
+        f"concurrency {args.concurrency}, {many} process{'es' if many > 1 else ''}")
     prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers)
     stack, transfers, probes = [], [], []
-    with private_topology.running(prepared) as running, \
-            InProcess(prepared.ini, home, users, args.concurrency) as own:
+    with private_topology.running(prepared) as running, contextlib.ExitStack() as children:
+        # One after the other: the first registers the users, the others find them.
+        own = [children.enter_context(InProcess(prepared.ini, home, users,
+                                                max(1, args.concurrency // many)))
+               for _ in range(many)]
         bench = bench_class("127.0.0.1", running.ports.haproxy, counts, args.concurrency)
         bench.probe(counts["probe"] // 4)  # warm-ups, not counted
-        own.run("probe", counts["probe"] // 4)
-        own.run("transfers", counts["immediate"] // 10)
+        together(own, "probe", counts["probe"] // 4)
+        together(own, "transfers", counts["immediate"] // 10)
         for r in range(1, rounds + 1):
             stack.append(bench.probe(per_round["probe"]))
-            transfers.append(own.run("transfers", per_round["immediate"]))
-            probes.append(own.run("probe", per_round["probe"]))
+            transfers.append(together(own, "transfers", per_round["immediate"]))
+            probes.append(together(own, "probe", per_round["probe"]))
             say(f"round {r}/{rounds}: GET /probe_status through the stack {stack[-1].rate:.0f}/s; "
-                f"in one process without HTTP, transfers {_rate(transfers[-1]):.0f}/s, "
+                f"{where} without HTTP, transfers {_rate(transfers[-1]):.0f}/s, "
                 f"probes {_rate(probes[-1]):.0f}/s")
-        problems = own.audit()["problems"]
+        audited = own[0].audit()
     for name, runs in (("an immediate transfer", transfers), ("a probe", probes)):
         count = sum(run["count"] for run in runs)
-        say(f"in one process without HTTP, {name}: "
+        say(f"{where} without HTTP, {name}: "
             f"{statistics.median(_rate(run) for run in runs):.0f}/s (median), "
             f"CPU {sum(run['cpu'] for run in runs) / count * 1e6:.0f} us "
             f"({sum(run['system'] for run in runs) / count * 1e6:.0f} us of it the kernel's)")
     ceiling = statistics.median(_rate(t) / p.rate for t, p in zip(transfers, stack))
     op, target = target
+    doing = "one process doing" if many == 1 else f"{many} processes on one file doing"
     say(f"GET /probe_status through the stack: {load.Result.merged(stack).rate:.0f}/s; "
-        f"one process doing every transfer's work reaches transfers/probe {ceiling:.3f} at "
-        f"most, before any HTTP (the median of {rounds} rounds; the target {op} {target} "
-        f"is {'within' if ceiling >= target else 'beyond'} it)")
-    say(f"audit of the in-process store: {problems} problems")
+        f"{doing} every transfer's work reach{'es' if many == 1 else ''} transfers/probe "
+        f"{ceiling:.3f} at most, before any HTTP (the median of {rounds} rounds; the target "
+        f"{op} {target} is {'within' if ceiling >= target else 'beyond'} it)")
+    say(f"audit of the in-process store: {audited['problems']} problems, "
+        f"{audited['finished']} transfers finished")
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
     clean = (all(r.ok() == r.count for r in stack)
              and all(run["ok"] == run["count"] for run in transfers + probes))
-    return clean, problems == 0
+    return clean, audited["problems"] == 0
+
+
+def together(children, kind, count):
+    """``count`` requests of ``kind`` in each of ``children`` at the same
+    time, as one run: their counts and CPU added up, over the longest of
+    their times."""
+    for child in children:
+        child.send(kind, count)
+    runs = [child.answer() for child in children]
+    return {"count": sum(r["count"] for r in runs), "ok": sum(r["ok"] for r in runs),
+            "seconds": max(r["seconds"] for r in runs),
+            "cpu": sum(r["cpu"] for r in runs), "system": sum(r["system"] for r in runs)}
 
 
 def _rate(run):
@@ -141,7 +171,9 @@ def _serve(ini, home, users, concurrency):
     from timpe.cli import load_settings
     from timpe.store import DEFAULT
     from timpe.store.interfaces import IStore
+    from timpe.store.schema import TRANSACTIONS
     from timpe.store.sqlite import SQLiteStore
+    from timpe.transactions.protocol import FINISHED
 
     settings = {**load_settings(ini), "timpe.store": DEFAULT,
                 "sqlite.path": str(Path(home) / "in-process.sqlite")}
@@ -151,7 +183,7 @@ def _serve(ini, home, users, concurrency):
     store.close()
     app = main({}, **settings)
     authorization = client.headers(client.operator_key(ini))["Authorization"]
-    rnd = random.Random(1)
+    rnd = random.Random()  # children side by side draw different pairs
 
     def call(method, path, body=b""):
         environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
@@ -194,7 +226,9 @@ def _serve(ini, home, users, concurrency):
     for line in sys.stdin:
         kind, count = line.split()
         if kind == "audit":
-            answer({"problems": audit(app.registry.getUtility(IStore))["problem_count"]})
+            store = app.registry.getUtility(IStore)
+            finished = store.count_by(TRANSACTIONS.name, "state").get(FINISHED, (0,))[0]
+            answer({"problems": audit(store)["problem_count"], "finished": finished})
         else:
             answer(measure(kinds[kind], int(count)))
 

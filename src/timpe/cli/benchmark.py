@@ -464,6 +464,9 @@ def parse_args(argv):
                              "the app called without HTTP in one process of its own: the most "
                              "transfers/probe where one process does every transfer's work "
                              "(timpe.bench.in_process)")
+    parser.add_argument("--processes", type=int, choices=(1, 2), default=1,
+                        help="--in-process: this many processes on one SQLite file, their "
+                             "transfers at the same time, as the two nodes (default 1)")
     parser.add_argument("--overhead", nargs="?", const="metrics", choices=("metrics", "auth"),
                         help="only the cost of metrics and recovery (or with 'auth': of "
                              "checking API keys, each transfer sent with its sender's key): "
@@ -475,6 +478,8 @@ def parse_args(argv):
     if args.in_process and (args.url or args.store != "sqlite" or args.routing or args.overhead
                             or args.durability or args.workloads):
         parser.error("--in-process measures SQLite on a topology of its own, alone")
+    if args.processes != 1 and not args.in_process:
+        parser.error("--processes is for --in-process")
     if args.routing and (args.url or args.overhead or args.durability):
         parser.error("--routing is for the default run or --workloads on a topology of its "
                      "own (one at --url routes as its ini says)")
