@@ -95,7 +95,8 @@ def run(args, counts, say, bench_class, users, target):
     rounds, per_round = counts["rounds"], {k: max(1, counts[k] // counts["rounds"])
                                            for k in ("probe", "immediate")}
     many = args.processes
-    where = "in one process" if many == 1 else f"in {many} processes on one file"
+    who = "one process" if many == 1 else f"{many} processes on one file"
+    where = f"in {who}"
     say(f"in-process benchmark in {home}: counts {per_round} a round, {rounds} rounds, "
         f"concurrency {args.concurrency}, {many} process{'es' if many > 1 else ''}")
     prepared = private_topology.prepare(home, identifier="timpe-bench", workers=args.workers)
@@ -125,9 +126,8 @@ def run(args, counts, say, bench_class, users, target):
             f"({sum(run['system'] for run in runs) / count * 1e6:.0f} us of it the kernel's)")
     ceiling = statistics.median(_rate(t) / p.rate for t, p in zip(transfers, stack))
     op, target = target
-    doing = "one process doing" if many == 1 else f"{many} processes on one file doing"
     say(f"GET /probe_status through the stack: {load.Result.merged(stack).rate:.0f}/s; "
-        f"{doing} every transfer's work reach{'es' if many == 1 else ''} transfers/probe "
+        f"{who} doing every transfer's work reach{'es' if many == 1 else ''} transfers/probe "
         f"{ceiling:.3f} at most, before any HTTP (the median of {rounds} rounds; the target "
         f"{op} {target} is {'within' if ceiling >= target else 'beyond'} it)")
     say(f"audit of the in-process store: {audited['problems']} problems, "
